@@ -1,0 +1,46 @@
+# featureops: the two quickstart commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+# DVC stage commands call `python`: put the project's venv first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+export TQDM_DISABLE ?= 1
+
+.PHONY: setup run serve test lint format bench lock clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+run: setup  ## the whole pipeline on the demo data
+	$(BIN)/dvc repro
+
+serve: setup  ## register + promote the trained candidate if none is in production, then serve
+	$(BIN)/featureops model list | grep -q '^\*' || $(BIN)/featureops model register --promote
+	$(BIN)/featureops serve
+
+test: setup  ## the test suite (real DVC, GE, Feast, DuckDB, SQLite on tiny data)
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup  ## benchmarks; writes bench/results.md
+	$(BIN)/python -m bench
+
+lock:  ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV)

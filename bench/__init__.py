@@ -1,0 +1,1 @@
+"""featureops benchmarks: `python -m bench` (or `make bench`) writes bench/results.md."""

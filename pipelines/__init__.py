@@ -1,0 +1,1 @@
+"""Thin DVC stage entry points: parse args, call the featureops library."""

@@ -1,0 +1,62 @@
+"""DVC stage `evaluate`: the candidate on the later time window vs a trivial baseline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from featureops import catalog
+from featureops.config import Paths, load_params
+from featureops.io import write_json
+from featureops.registry import load_model
+from featureops.training import (
+    baseline_proba,
+    classification_metrics,
+    curves,
+    predict_proba,
+    split_time,
+    time_split,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    paths = Paths.from_params(params)
+    cfg = params["train"]
+    label = catalog.label_column(params)
+    model, manifest = load_model(paths.candidate)
+    frame = pd.read_parquet(paths.frames / "train.parquet")
+    split = time_split(frame, split_time(frame, cfg), params["transform"]["label_horizon_hours"])
+    y = split.evaluate[label].astype(int).to_numpy()
+    p = predict_proba(model, split.evaluate)
+    threshold = float(cfg["threshold"])
+    metrics = {
+        "model": classification_metrics(y, p, threshold),
+        "baseline_prevalence": classification_metrics(
+            y, baseline_proba(split.train[label], len(y)), threshold
+        ),
+        "threshold": threshold,
+        "model_sha256": manifest["sha256"],
+        "eval_window": [
+            str(split.evaluate.event_timestamp.min()),
+            str(split.evaluate.event_timestamp.max()),
+        ],
+    }
+    write_json(metrics, paths.metrics / "evaluate.json")
+    for name, rows in curves(y, p, threshold).items():
+        write_json(rows, paths.plots / f"{name}.json")
+    m, b = metrics["model"], metrics["baseline_prevalence"]
+    print(
+        f"evaluate: model ROC AUC {m['roc_auc']:.3f} PR AUC {m['pr_auc']:.3f} F1 {m['f1']:.3f}; "
+        f"baseline ROC AUC {b['roc_auc']:.3f} PR AUC {b['pr_auc']:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
