@@ -124,7 +124,7 @@ def feast_store(root: Path, path: Path, offline: str):
 
     repo = root / f"feast_{offline}"
     shutil.rmtree(repo, ignore_errors=True)
-    repo.mkdir()
+    repo.mkdir(parents=True)
     (repo / "feature_store.yaml").write_text(
         f"project: bench\nprovider: local\nregistry: data/registry.db\n"
         f"offline_store:\n  type: {offline}\nonline_store:\n  type: sqlite\n  path: data/online.db\n"

@@ -152,7 +152,7 @@ def write_rows_fast(store: FeatureStore, view: FeatureView, table: pa.Table) -> 
     per-value ``execute`` and per-row conversion overhead.
     """
     from feast.infra.key_encoding_utils import serialize_entity_key
-    from feast.infra.online_stores.sqlite import _table_id
+    from feast.infra.online_stores.sqlite import _table_id, adapt_datetime_epoch
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.utils import to_naive_utc
@@ -169,32 +169,34 @@ def write_rows_fast(store: FeatureStore, view: FeatureView, table: pa.Table) -> 
         for k in table.column(key_col.name).to_pylist()
     ]
     source = view.batch_source
-    event_ts = [to_naive_utc(t) for t in table.column(source.timestamp_field).to_pylist()]
+    # Stored as Feast's sqlite adapter would store them, computed once per entity.
+    event_ts = [
+        adapt_datetime_epoch(to_naive_utc(t))
+        for t in table.column(source.timestamp_field).to_pylist()
+    ]
     created = source.created_timestamp_column
     created_ts = (
-        [to_naive_utc(t) if t else None for t in table.column(created).to_pylist()]
+        [
+            adapt_datetime_epoch(to_naive_utc(t)) if t else None
+            for t in table.column(created).to_pylist()
+        ]
         if created
         else [None] * table.num_rows
     )
     rows = []
     for feature in view.features:
         field = FAST_TYPES[str(feature.dtype)]
-        for i, v in enumerate(table.column(feature.name).to_pylist()):
+        name = feature.name
+        for key, ev, cr, v in zip(
+            keys, event_ts, created_ts, table.column(name).to_pylist(), strict=True
+        ):
             if v is None:
-                rows.append((keys[i], feature.name, b"", None, event_ts[i], created_ts[i]))
+                rows.append((key, name, b"", None, ev, cr))
                 continue
             proto = Value(**{field: v})
             raw = getattr(proto, field)
-            rows.append(
-                (
-                    keys[i],
-                    feature.name,
-                    proto.SerializeToString(),
-                    raw if field == "string_val" else str(raw),
-                    event_ts[i],
-                    created_ts[i],
-                )
-            )
+            text = raw if field == "string_val" else str(raw)
+            rows.append((key, name, proto.SerializeToString(), text, ev, cr))
     rows.sort(key=lambda r: (r[0], r[1]))  # primary-key order: B-tree appends, not scattered
     name = _table_id(config.project, view, config.registry.enable_online_feature_view_versioning)
     conn = store._get_provider().online_store._get_conn(config)
