@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import sqlite3
 import statistics
@@ -149,10 +148,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _bench_params(params: str, tmp: Path) -> Path:
+    """A params file like ``params`` with a throw-away registry and feature log.
+
+    The train stage's candidate is registered and promoted there, so the benchmark serves
+    the demo model without touching the user's registry or served-feature log.
+    """
+    import yaml
+
+    from featureops.config import load_params
+
+    values = load_params(params)
+    values["paths"]["registry"] = str(tmp / "registry")
+    values["paths"]["feature_log"] = str(tmp / "feature_log")
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    featureops = str(Path(sys.executable).parent / "featureops")
+    subprocess.run(
+        [featureops, "model", "register", "--promote", "--params", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
 def service(
     params: str = "params.yaml", clients: int = 4, seconds: float = 10.0
 ) -> list[dict[str, Any]]:
     """Start `featureops serve`, measure /predict latency and requests/s on loopback."""
+    with tempfile.TemporaryDirectory(prefix="featureops-serve-") as tmp:
+        return _measure_service(_bench_params(params, Path(tmp)), clients, seconds)
+
+
+def _measure_service(params: Path, clients: int, seconds: float) -> list[dict[str, Any]]:
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -161,10 +189,10 @@ def service(
             "--port",
             str(port),
             "--params",
-            params,
+            str(params),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(params.parent / "serve.log").open("w"),
     )
     url = f"http://127.0.0.1:{port}"
     out: list[dict[str, Any]] = []
@@ -175,6 +203,9 @@ def service(
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
+                if proc.poll() is not None:
+                    log = (params.parent / "serve.log").read_text()[-2000:]
+                    raise RuntimeError(f"featureops serve exited:\n{log}") from None
                 time.sleep(0.5)
         with httpx.Client(timeout=10) as client:
             for n in (1, 100):
@@ -211,5 +242,4 @@ def service(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        shutil.rmtree(Path("data/feature_log/.bench"), ignore_errors=True)
     return out
