@@ -58,6 +58,7 @@ def fit_stats(
     if isinstance(data, pd.DataFrame):
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET threads = 1")  # deterministic float sums (see transform.fit_normalization)
         rel = con.from_df(data[[timestamp_column, *columns]])
     else:
         rel = data

@@ -235,7 +235,15 @@ def fit_normalization(con: duckdb.DuckDBPyConnection, cfg: TransformConfig) -> d
                 SELECT *, created AS s_created FROM sensors WHERE t >= {lo} AND t < {hi})
             WINDOW {windows}"""
     )
-    return fit_stats(rel, [*cfg.sensor_columns, *cfg.rolling_columns], "ts", cfg.train_window)
+    # Parallel float aggregation sums in a scheduling-dependent order, so the stats (and
+    # every normalized column, frame hash and model after them) would differ in the last
+    # bits between identical runs. One thread sums in scan order: the same bits every time.
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute("SET threads = 1")
+    try:
+        return fit_stats(rel, [*cfg.sensor_columns, *cfg.rolling_columns], "ts", cfg.train_window)
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
 
 
 def machine_batches(con: duckdb.DuckDBPyConnection, chunk_rows: int) -> list[tuple[int, int]]:

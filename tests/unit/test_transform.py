@@ -16,7 +16,13 @@ import yaml
 from featureops.config import source_specs
 from featureops.io import write_parquet
 from featureops.normalize import apply_stats, load_stats
-from featureops.transform import build_features, write_features
+from featureops.transform import (
+    TransformConfig,
+    build_features,
+    connect,
+    fit_normalization,
+    write_features,
+)
 from pipelines.transform import main as transform_main
 from tests.conftest import load_repo_params
 
@@ -267,3 +273,29 @@ def test_normalization_is_fit_on_the_training_window_only(params: dict, tmp_path
     write_sources(tmp_path, readings([1.0, 2.0, 3.0, 4.0, 9.0, 1000.0, -1000.0]))
     _, changed = build_features(params, tmp_path, source_specs(params))
     assert changed["columns"]["temperature"]["max"] == 9.0
+
+
+def test_fitted_stats_are_bit_identical_across_runs(params: dict, tmp_path: Path) -> None:
+    # Parallel float sums depend on thread scheduling; the stats (and every normalized
+    # value, frame hash and model after them) must not. Several machines so that window
+    # partitions are processed by different threads.
+    rng = np.random.default_rng(3)
+    n_machines, n_hours = 40, 500
+    df = pd.DataFrame(
+        {
+            "machine_id": np.repeat(np.arange(1, n_machines + 1), n_hours),
+            "timestamp": np.tile([h(x) for x in range(n_hours)], n_machines),
+            **{c: rng.normal(50, 20, n_machines * n_hours) for c in ("temperature", "vibration")},
+        }
+    )
+    write_sources(tmp_path, df)
+    params["transform"]["train_window"] = {"start": str(h(0)), "end": str(h(n_hours))}
+    cfg = TransformConfig.from_params(params)
+    fits = set()
+    for _ in range(10):
+        con = connect(tmp_path, source_specs(params), cfg)
+        try:
+            fits.add(json.dumps(fit_normalization(con, cfg)["columns"], sort_keys=True))
+        finally:
+            con.close()
+    assert len(fits) == 1
