@@ -1,4 +1,8 @@
-"""Run every benchmark and write bench/results.md (figures, machine, date)."""
+"""Run every benchmark and write bench/results.md (figures, machine, date).
+
+`python -m bench` runs all of it; `--only <part>` or `--quick` print JSON instead and leave
+the published results alone.
+"""
 
 from __future__ import annotations
 
@@ -42,33 +46,50 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+PARTS = ("retrieval", "materialization", "online", "pipeline")
+
+
+def run_part(part: str, quick: bool) -> dict:
+    """One benchmark part's results, keyed as in results.json."""
+    print(f"{part}:", flush=True)
+    if part == "retrieval":
+        sizes = [(100_000, 10_000)] if quick else [(1_000_000, 100_000), (10_000_000, 1_000_000)]
+        rows = retrieval.run(
+            sizes, feast_up_to=1_000_000, dask_up_to=100_000, repeats=1 if quick else 3
+        )
+        if not quick:
+            print("retrieval (Feast file/dask store, small size only):")
+            rows += retrieval.run(
+                [(100_000, 10_000)], feast_up_to=100_000, dask_up_to=100_000, repeats=3
+            )
+        return {"retrieval": rows}
+    if part == "materialization":
+        return {
+            "materialization": serving_bench.materialization([1_000] if quick else [1_000, 100_000])
+        }
+    if part == "online":
+        return {
+            "online": serving_bench.online_latency("feature_repo"),
+            "service": serving_bench.service(),
+        }
+    out = {"pipeline": pipeline_bench.run()}
+    if not quick:
+        print(f"pipeline, large size {LARGE_PIPELINE}:")
+        out["pipeline_large"] = pipeline_bench.run(LARGE_PIPELINE)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    parser.add_argument("--only", choices=PARTS, help="run one part")
     args = parser.parse_args()
-    sizes = [(100_000, 10_000)] if args.quick else [(1_000_000, 100_000), (10_000_000, 1_000_000)]
     results: dict = {"machine": machine(), "date": datetime.now(UTC).isoformat(timespec="seconds")}
-    print("retrieval:")
-    results["retrieval"] = retrieval.run(
-        sizes, feast_up_to=1_000_000, dask_up_to=100_000, repeats=1 if args.quick else 3
-    )
-    if not args.quick:
-        print("retrieval (Feast file/dask store, small size only):")
-        results["retrieval"] += retrieval.run(
-            [(100_000, 10_000)], feast_up_to=100_000, dask_up_to=100_000, repeats=3
-        )
-    print("materialization:")
-    results["materialization"] = serving_bench.materialization(
-        [1_000] if args.quick else [1_000, 100_000]
-    )
-    print("online:")
-    results["online"] = serving_bench.online_latency("feature_repo")
-    results["service"] = serving_bench.service()
-    print("pipeline:")
-    results["pipeline"] = pipeline_bench.run()
-    if not args.quick:
-        print(f"pipeline, large size {LARGE_PIPELINE}:")
-        results["pipeline_large"] = pipeline_bench.run(LARGE_PIPELINE)
+    for part in [args.only] if args.only else PARTS:
+        results |= run_part(part, args.quick)
+    if args.quick or args.only:  # partial runs never replace the published results
+        print(json.dumps(results, indent=2))
+        return
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results)
     print(f"wrote {OUT / 'results.md'}")

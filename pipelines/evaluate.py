@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pandas as pd
 
 from featureops import catalog
-from featureops.config import Paths, load_params
+from featureops.config import stage_params
 from featureops.io import write_json
 from featureops.registry import load_model
 from featureops.training import (
@@ -22,11 +21,7 @@ from featureops.training import (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    paths = Paths.from_params(params)
+    params, paths = stage_params(__doc__, argv)
     cfg = params["train"]
     label = catalog.label_column(params)
     model, manifest = load_model(paths.candidate)

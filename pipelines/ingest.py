@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from featureops.config import Paths, load_params, source_specs
+from featureops.config import source_specs, stage_params
 from featureops.ingest import IngestError, ingest_source
 from featureops.io import write_json, write_parquet
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    paths = Paths.from_params(params)
+    params, paths = stage_params(__doc__, argv)
     naive_tz = params.get("ingest", {}).get("naive_timezone", "UTC")
     try:
         results = [

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from featureops.config import Paths, load_params
+from featureops.config import stage_params
 from featureops.io import write_json
 from featureops.materialize import materialize_incremental
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    paths = Paths.from_params(params)
+    params, paths = stage_params(__doc__, argv)
     from feast import FeatureStore
 
     store = FeatureStore(repo_path=params["feast"]["repo"])

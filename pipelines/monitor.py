@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pandas as pd
 
 from featureops import catalog
-from featureops.config import Paths, load_params
+from featureops.config import stage_params
 from featureops.drift_report import render_report
 from featureops.frames import open_store
 from featureops.io import write_json, write_text
@@ -16,11 +15,7 @@ from featureops.monitoring import current_window, monitor, summary_metrics, watc
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    paths = Paths.from_params(params)
+    params, paths = stage_params(__doc__, argv)
     cfg = params["monitor"]
     store = open_store(params["feast"]["repo"])
     watched = watched_model(paths.registry, paths.candidate)

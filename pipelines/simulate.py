@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from featureops.config import ConfigError, Paths, load_params
+from featureops.config import ConfigError, stage_params
 from featureops.io import write_json
 from featureops.simulate import simulate_fleet
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
     try:
-        params = load_params(args.params)
+        params, paths = stage_params(__doc__, argv)
         if "simulate" not in params:
-            raise ConfigError(f"{args.params}: no simulate section")
-        paths = Paths.from_params(params)
+            raise ConfigError("params file has no simulate section")
         summary = simulate_fleet(params["simulate"], paths.landing, params.get("sources"))
     except ConfigError as exc:
         print(f"simulate: {exc}", file=sys.stderr)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from featureops import catalog
-from featureops.config import Paths, load_params
+from featureops.config import stage_params
 from featureops.frames import open_store
 from featureops.io import write_parquet
 from featureops.lineage import now_utc
@@ -17,11 +16,7 @@ from featureops.training_frames import label_entity_frame, manifest_path, write_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    paths = Paths.from_params(params)
+    params, paths = stage_params(__doc__, argv)
     cfg = params["train"]
     label = catalog.label_column(params)
     store = open_store(params["feast"]["repo"])

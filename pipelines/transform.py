@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from featureops import catalog
-from featureops.config import ConfigError, Paths, load_params, source_specs
+from featureops.config import ConfigError, source_specs, stage_params
 from featureops.transform import write_features, write_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    paths = Paths.from_params(params)
+    params, paths = stage_params(__doc__, argv)
     try:
         summary = write_features(
             params,

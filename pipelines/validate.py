@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from featureops.config import ConfigError, load_params
+from featureops.config import ConfigError, stage_params
 from featureops.validation import BatchValidationError, parse_reference_time, run_validate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        params = load_params(args.params)
+        params, _ = stage_params(__doc__, argv)
         reference = parse_reference_time((params.get("validate") or {}).get("reference_time"))
         summary = run_validate(params, reference_time=reference)
     except (BatchValidationError, ConfigError, ValueError) as exc:

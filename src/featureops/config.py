@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,12 @@ def source_specs(params: dict[str, Any]) -> dict[str, SourceSpec]:
     if not sources:
         raise ConfigError("params.yaml: no sources configured")
     return {name: SourceSpec.from_params(name, raw) for name, raw in sources.items()}
+
+
+def stage_params(description: str | None, argv: list[str] | None) -> tuple[dict[str, Any], Paths]:
+    """Parse a DVC stage's command line (``--params``); return the params and their paths."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    return params, Paths.from_params(params)

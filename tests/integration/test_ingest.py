@@ -192,7 +192,8 @@ def _run_ingest_stage(root: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_stage_is_idempotent_and_picks_up_a_new_drop(tmp_path: Path, repo_params: dict) -> None:
+def sensors_only_project(tmp_path: Path, repo_params: dict) -> dict:
+    """Write a params.yaml whose only source is the test's sensor spec; return the params."""
     params = {
         **repo_params,
         "sources": {
@@ -206,6 +207,11 @@ def test_stage_is_idempotent_and_picks_up_a_new_drop(tmp_path: Path, repo_params
         },
     }
     write_params(tmp_path, params)
+    return params
+
+
+def test_stage_is_idempotent_and_picks_up_a_new_drop(tmp_path: Path, repo_params: dict) -> None:
+    params = sensors_only_project(tmp_path, repo_params)
     landing = tmp_path / params["paths"]["landing"]
     drop(landing, "2026-01-01", "1,2026-01-01T00:00:00Z,70,0.3\n1,2026-01-01T01:00:00Z,bad,0.3\n")
     out = tmp_path / params["paths"]["interim"] / "sensors.parquet"
@@ -224,19 +230,7 @@ def test_stage_is_idempotent_and_picks_up_a_new_drop(tmp_path: Path, repo_params
 
 
 def test_stage_failure_leaves_previous_outputs_intact(tmp_path: Path, repo_params: dict) -> None:
-    params = {
-        **repo_params,
-        "sources": {
-            "sensors": {
-                "glob": SPEC.glob,
-                "entity": "machine_id",
-                "timestamp": "timestamp",
-                "created": SPEC.created,
-                "columns": SPEC.columns,
-            }
-        },
-    }
-    write_params(tmp_path, params)
+    params = sensors_only_project(tmp_path, repo_params)
     landing = tmp_path / params["paths"]["landing"]
     drop(landing, "2026-01-01", "1,2026-01-01T00:00:00Z,70,0.3\n")
     assert _run_ingest_stage(tmp_path).returncode == 0
