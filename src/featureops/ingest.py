@@ -195,6 +195,12 @@ def _relative(path: str, landing: Path) -> str:
         return str(path)
 
 
+def _relative_column(paths: pd.Series, landing: Path) -> pd.Series:
+    """:func:`_relative` of every row's file, resolving each distinct file once."""
+    names = {p: _relative(p, landing) for p in pd.unique(paths)}
+    return paths.map(names).astype(object)
+
+
 def _split_duplicates(df: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep the earliest-known copy of each exact duplicate (all declared columns equal)."""
     cols = list(spec.columns)
@@ -235,7 +241,7 @@ def ingest_source(spec: SourceSpec, landing: Path, naive_timezone: str = "UTC") 
             f"source {spec.name!r}: {lines_in} data lines read but {len(parsed)} parsed + "
             f"{len(rejects)} rejected; check quoting or multi-line fields in the drops"
         )
-    parsed[SOURCE_FILE] = [_relative(f, landing) for f in parsed.pop("filename")]
+    parsed[SOURCE_FILE] = _relative_column(parsed.pop("filename"), landing)
     parsed = parsed.assign(filename=parsed[SOURCE_FILE])  # created may read the file name
     parsed[CREATED] = _created_column(parsed, spec)
     parsed = parsed.drop(columns="filename")
@@ -244,7 +250,7 @@ def ingest_source(spec: SourceSpec, landing: Path, naive_timezone: str = "UTC") 
         {
             "source": spec.name,
             "stage": "ingest",
-            "file": [_relative(f, landing) for f in rejects["file"]],
+            "file": _relative_column(rejects["file"], landing).to_numpy(),
             "line": pd.array(rejects["line"], dtype="Int64"),
             "reason": rejects["reason"].to_numpy(),
             "record": rejects["record"].to_numpy(),
