@@ -12,9 +12,7 @@ from featureops.simulate import simulate_fleet
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        params, paths = stage_params(__doc__, argv)
-        if "simulate" not in params:
-            raise ConfigError("params file has no simulate section")
+        params, paths = stage_params(__doc__, argv, sections=("simulate",))
         summary = simulate_fleet(params["simulate"], paths.landing, params.get("sources"))
     except ConfigError as exc:
         print(f"simulate: {exc}", file=sys.stderr)

@@ -118,10 +118,18 @@ def source_specs(params: dict[str, Any]) -> dict[str, SourceSpec]:
     return {name: SourceSpec.from_params(name, raw) for name, raw in sources.items()}
 
 
-def stage_params(description: str | None, argv: list[str] | None) -> tuple[dict[str, Any], Paths]:
-    """Parse a DVC stage's command line (``--params``); return the params and their paths."""
+def stage_params(
+    description: str | None, argv: list[str] | None, sections: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], Paths]:
+    """Parse a DVC stage's command line (``--params``); return the params and their paths.
+
+    Raises ConfigError naming the file if it lacks one of the required ``sections``.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    for section in sections:
+        if section not in params:
+            raise ConfigError(f"{args.params}: no {section} section")
     return params, Paths.from_params(params)

@@ -186,17 +186,17 @@ def write_rows_fast(store: FeatureStore, view: FeatureView, table: pa.Table) -> 
     rows = []
     for feature in view.features:
         field = FAST_TYPES[str(feature.dtype)]
-        name = feature.name
+        feature_name = feature.name
         for key, ev, cr, v in zip(
-            keys, event_ts, created_ts, table.column(name).to_pylist(), strict=True
+            keys, event_ts, created_ts, table.column(feature_name).to_pylist(), strict=True
         ):
             if v is None:
-                rows.append((key, name, b"", None, ev, cr))
+                rows.append((key, feature_name, b"", None, ev, cr))
                 continue
             proto = Value(**{field: v})
             raw = getattr(proto, field)
             text = raw if field == "string_val" else str(raw)
-            rows.append((key, name, proto.SerializeToString(), text, ev, cr))
+            rows.append((key, feature_name, proto.SerializeToString(), text, ev, cr))
     rows.sort(key=lambda r: (r[0], r[1]))  # primary-key order: B-tree appends, not scattered
     name = _table_id(config.project, view, config.registry.enable_online_feature_view_versioning)
     conn = store._get_provider().online_store._get_conn(config)
