@@ -81,7 +81,7 @@ class SourceSpec:
     name: str
     glob: str
     columns: dict[str, str]
-    entity: str
+    keys: tuple[str, ...]
     timestamp: str
     format: str = "csv"
     created: dict[str, Any] = field(default_factory=dict)
@@ -89,20 +89,25 @@ class SourceSpec:
 
     @classmethod
     def from_params(cls, name: str, raw: dict[str, Any]) -> SourceSpec:
-        for key in ("glob", "columns", "entity", "timestamp"):
+        for key in ("glob", "columns", "keys", "timestamp"):
             if key not in raw:
                 raise ConfigError(f"params.yaml: sources.{name}.{key} is required")
+        keys = raw["keys"]
+        if isinstance(keys, str):
+            keys = [keys]
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise ConfigError(f"params.yaml: sources.{name}.keys must be a list of column names")
         spec = cls(
             name=name,
             glob=raw["glob"],
             columns=dict(raw["columns"]),
-            entity=raw["entity"],
+            keys=tuple(keys),
             timestamp=raw["timestamp"],
             format=raw.get("format", "csv"),
             created=dict(raw.get("created") or {}),
             checks=dict(raw.get("checks") or {}),
         )
-        for col in (spec.entity, spec.timestamp):
+        for col in (*spec.keys, spec.timestamp):
             if col not in spec.columns:
                 raise ConfigError(f"params.yaml: sources.{name}: column {col!r} not in columns")
         if spec.format not in ("csv", "parquet"):

@@ -262,7 +262,7 @@ def ingest_source(spec: SourceSpec, landing: Path, naive_timezone: str = "UTC") 
     ).astype(empty_quarantine().dtypes.to_dict())
     quarantined = quarantined.sort_values(["file", "line", "record"], kind="stable")
     kept = kept.sort_values(
-        [spec.entity, spec.timestamp, CREATED, *spec.columns], kind="stable", na_position="last"
+        [*spec.keys, spec.timestamp, CREATED, *spec.columns], kind="stable", na_position="last"
     ).reset_index(drop=True)
     accepted = pa.Table.from_pandas(
         kept[[*spec.columns, CREATED, SOURCE_FILE]], schema=arrow_schema(spec), preserve_index=False

@@ -147,14 +147,14 @@ def connect(
             r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet('{sql_path}')").fetchall()
         }
         missing = [
-            c for c in [spec.entity, spec.timestamp, CREATED, *needed[view]] if c not in have
+            c for c in [spec.keys[0], spec.timestamp, CREATED, *needed[view]] if c not in have
         ]
         if missing:
             raise ValueError(f"{path}: missing columns {missing}")
-        drop = ", ".join(_q(c) for c in (spec.entity, spec.timestamp, "source_file") if c in have)
+        drop = ", ".join(_q(c) for c in (spec.keys[0], spec.timestamp, "source_file") if c in have)
         con.execute(
             f"""CREATE VIEW {view} AS
-                SELECT * EXCLUDE ({drop}), {_q(spec.entity)}::BIGINT AS {ENTITY},
+                SELECT * EXCLUDE ({drop}), {_q(spec.keys[0])}::BIGINT AS {ENTITY},
                        {_q(spec.timestamp)} AS ts, epoch_us({_q(spec.timestamp)}) AS t
                 FROM read_parquet('{sql_path}')"""
         )

@@ -199,7 +199,7 @@ def sensors_only_project(tmp_path: Path, repo_params: dict) -> dict:
         "sources": {
             "sensors": {
                 "glob": SPEC.glob,
-                "entity": "machine_id",
+                "keys": ["machine_id"],
                 "timestamp": "timestamp",
                 "created": SPEC.created,
                 "columns": SPEC.columns,
