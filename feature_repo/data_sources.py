@@ -1,35 +1,10 @@
-"""Offline sources: the transform stage's Parquet under params.yaml `paths.features`."""
+"""Offline sources: the transform stage's Parquet, one per table declared in params.yaml."""
 
-from pathlib import Path
+from featureops.feast_defs import FeatureTables
 
-from feast import FileSource
+tables = FeatureTables.for_repo(__file__)
 
-from featureops.catalog import (
-    CREATED,
-    EVENT_TIMESTAMP,
-    HISTORY_TABLE,
-    LABEL_TABLE,
-    PROFILE_TABLE,
-    SENSOR_TABLE,
-    params_for_feature_repo,
-    source_path_for_feast,
-)
-
-_REPO = Path(__file__).resolve().parent
-_PARAMS = params_for_feature_repo(_REPO)
-
-
-def _source(table: str, description: str) -> FileSource:
-    return FileSource(
-        name=f"{table}_source",
-        path=source_path_for_feast(_REPO, _PARAMS, table),
-        timestamp_field=EVENT_TIMESTAMP,
-        created_timestamp_column=CREATED,
-        description=description,
-    )
-
-
-sensor_source = _source(SENSOR_TABLE, "Hourly sensor readings with rolling and normalized stats.")
-history_source = _source(HISTORY_TABLE, "Maintenance and failure history on the sensor timeline.")
-profile_source = _source(PROFILE_TABLE, "Machine registry: model and location from install.")
-label_source = _source(LABEL_TABLE, "Labels: failure within the horizon after each reading.")
+sensor_source = tables.source("sensor_stats", "Hourly readings with rolling and normalized stats.")
+history_source = tables.source("machine_history", "Maintenance and failure history per reading.")
+profile_source = tables.source("machine_profile", "Machine registry: model and location.")
+label_source = tables.source("failure_labels", "Labels: a failure within 24 h of each reading.")

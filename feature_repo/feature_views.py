@@ -1,43 +1,25 @@
-"""Feature views over the transform outputs; column lists come from params.yaml."""
+"""Feature views over the declared feature tables; schemas follow params.yaml: features."""
 
-import re
 from datetime import timedelta
-from pathlib import Path
 
 import pandas as pd
-from data_sources import history_source, label_source, profile_source, sensor_source
+from data_sources import (
+    history_source,
+    label_source,
+    profile_source,
+    sensor_source,
+    tables,
+)
 from entities import machine
 from feast import FeatureView, Field
 from feast.on_demand_feature_view import on_demand_feature_view
-from feast.types import Float64, Int64, String
-
-from featureops.catalog import (
-    history_columns,
-    label_column,
-    normalized_columns,
-    params_for_feature_repo,
-    rolling_columns,
-)
-
-_PARAMS = params_for_feature_repo(Path(__file__).resolve().parent)
-_TTL = _PARAMS["feast"]["ttl_hours"]
-
-
-def _floats(names: list[str]) -> list[Field]:
-    return [Field(name=n, dtype=Float64) for n in names]
-
-
-_sensor_fields = (
-    list(_PARAMS["transform"]["sensor_columns"])
-    + rolling_columns(_PARAMS)
-    + [f"{c}_{suffix}" for c in normalized_columns(_PARAMS) for suffix in ("z", "mm")]
-)
+from feast.types import Float64
 
 sensor_stats = FeatureView(
     name="sensor_stats",
     entities=[machine],
-    ttl=timedelta(hours=_TTL["sensor_stats"]),
-    schema=_floats(_sensor_fields),
+    ttl=timedelta(hours=3),
+    schema=tables.schema("sensor_stats"),
     source=sensor_source,
     online=True,
     description="Latest hourly reading per machine with rolling and normalized statistics.",
@@ -46,8 +28,8 @@ sensor_stats = FeatureView(
 machine_history = FeatureView(
     name="machine_history",
     entities=[machine],
-    ttl=timedelta(hours=_TTL["machine_history"]),
-    schema=_floats(history_columns(_PARAMS)),
+    ttl=timedelta(hours=3),
+    schema=tables.schema("machine_history"),
     source=history_source,
     online=True,
     description="Hours since the last maintenance and recent failure count.",
@@ -56,8 +38,8 @@ machine_history = FeatureView(
 machine_profile = FeatureView(
     name="machine_profile",
     entities=[machine],
-    ttl=timedelta(hours=_TTL["machine_profile"]),  # 0: unlimited
-    schema=[Field(name="model", dtype=String), Field(name="location", dtype=String)],
+    ttl=timedelta(0),  # unlimited: static attributes
+    schema=tables.schema("machine_profile"),
     source=profile_source,
     online=True,
     description="Static machine attributes from the registry.",
@@ -66,24 +48,22 @@ machine_profile = FeatureView(
 failure_labels = FeatureView(
     name="failure_labels",
     entities=[machine],
-    ttl=timedelta(hours=_TTL["failure_labels"]),
-    schema=[Field(name=label_column(_PARAMS), dtype=Int64)],
+    ttl=timedelta(hours=1),
+    schema=tables.schema("failure_labels"),
     source=label_source,
     online=False,
-    description="Training labels; never served online.",
+    description="Training labels (offline only: a label looks ahead, never served).",
 )
 
 
-# The trend needs only the rolling means of vibration and temperature: project the source
-# to them (Feast copies every source feature per online call, ~8 ms with all 60 of them).
-_trend_inputs = [
-    c for c in rolling_columns(_PARAMS) if re.fullmatch(r"(vibration|temperature)_mean_\d+h", c)
-]
+# The trend reads only the rolling means of vibration and temperature: project the source to
+# them (Feast copies every source feature per online call).
+_trend_inputs = tables.names("sensor_stats", r"(vibration|temperature)_mean_\d+h")
 
 
 @on_demand_feature_view(
     sources=[sensor_stats[_trend_inputs]],
-    schema=_floats(["vibration_trend", "temperature_trend"]),
+    schema=[Field(name=n, dtype=Float64) for n in ("vibration_trend", "temperature_trend")],
     mode="pandas",
     description="Shortest-window minus longest-window mean: the same code offline and online.",
 )

@@ -6,9 +6,9 @@ import sys
 
 import pandas as pd
 
-from featureops import catalog
 from featureops.config import stage_params
 from featureops.io import write_json
+from featureops.labels import LabelSpec
 from featureops.registry import load_model
 from featureops.training import (
     baseline_proba,
@@ -23,10 +23,11 @@ from featureops.training import (
 def main(argv: list[str] | None = None) -> int:
     params, paths = stage_params(__doc__, argv)
     cfg = params["train"]
-    label = catalog.label_column(params)
+    spec = LabelSpec.from_params(params)
+    label = spec.name
     model, manifest = load_model(paths.candidate)
     frame = pd.read_parquet(paths.frames / "train.parquet")
-    split = time_split(frame, split_time(frame, cfg), params["transform"]["label_horizon_hours"])
+    split = time_split(frame, split_time(frame, cfg), spec.horizon)
     y = split.evaluate[label].astype(int).to_numpy()
     p = predict_proba(model, split.evaluate)
     threshold = float(cfg["threshold"])

@@ -1,23 +1,30 @@
-"""DVC stage `ingest`: raw drops -> typed, deduplicated Parquet per source + quarantine."""
+"""DVC stage `ingest`: raw drops -> typed, deduplicated Parquet per source + quarantine.
+
+Bad input never ends in a traceback: a file that cannot be ingested (or a bad setting) stops
+the stage with one line on stderr naming the file and the setting or check, exit status 1, and
+nothing is written.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from featureops.config import source_specs, stage_params
-from featureops.ingest import IngestError, ingest_source
+import yaml
+
+from featureops.config import ConfigError, source_specs, stage_params
+from featureops.ingest import IngestError, ingest_source, one_line
 from featureops.io import write_json, write_parquet
 
 
 def main(argv: list[str] | None = None) -> int:
-    params, paths = stage_params(__doc__, argv)
-    naive_tz = params.get("ingest", {}).get("naive_timezone", "UTC")
     try:
+        params, paths = stage_params(__doc__, argv)
+        naive_tz = (params.get("ingest") or {}).get("naive_timezone", "UTC")
         results = [
             ingest_source(spec, paths.landing, naive_tz) for spec in source_specs(params).values()
         ]
-    except IngestError as exc:
-        print(f"ingest failed: {exc}", file=sys.stderr)
+    except (IngestError, ConfigError, yaml.YAMLError) as exc:
+        print(f"ingest failed: {one_line(exc)}", file=sys.stderr)
         return 1
     for result in results:  # write only once every source has parsed
         write_parquet(result.accepted, paths.interim / f"{result.source}.parquet")

@@ -6,30 +6,26 @@ import sys
 
 import pandas as pd
 
-from featureops import catalog
 from featureops.config import stage_params
+from featureops.conventions import EVENT_TIMESTAMP
 from featureops.drift_report import render_report
-from featureops.frames import open_store
+from featureops.frames import compile_plan, open_store
 from featureops.io import write_json, write_text
+from featureops.labels import LabelSpec, label_rows
 from featureops.monitoring import current_window, monitor, summary_metrics, watched_model
 
 
 def main(argv: list[str] | None = None) -> int:
     params, paths = stage_params(__doc__, argv)
     cfg = params["monitor"]
+    label = LabelSpec.from_params(params)
     store = open_store(params["feast"]["repo"])
     watched = watched_model(paths.registry, paths.candidate)
-    labels = pd.read_parquet(catalog.feature_table_path(params, catalog.LABEL_TABLE))
-    label_end = labels[catalog.EVENT_TIMESTAMP].max() + pd.Timedelta(microseconds=1)
-    current = current_window(
-        store,
-        watched.manifest["feature_service"],
-        params["train"]["label_view"],
-        label_end,
-        float(cfg["current_days"]),
-    )
-    horizon = pd.Timedelta(hours=params["transform"]["label_horizon_hours"])
-    result = monitor(watched, current, cfg, catalog.label_column(params), label_end - horizon)
+    service = watched.manifest["feature_service"]
+    rows = label_rows(label, paths, compile_plan(store, service).join_keys)
+    current = current_window(store, service, rows, float(cfg["current_days"]))
+    label_end = rows[EVENT_TIMESTAMP].max() + pd.Timedelta(microseconds=1)
+    result = monitor(watched, current, cfg, label.name, label_end - label.horizon)
     write_json(summary_metrics(result), paths.metrics / "monitor.json")
     report = write_text(render_report(result), paths.reports / "drift_report.html")
     status = "ALERT" if result["alert"] else "ok"

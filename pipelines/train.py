@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from featureops import catalog
 from featureops.config import stage_params
-from featureops.frames import open_store
+from featureops.frames import compile_plan, open_store
 from featureops.io import write_parquet
+from featureops.labels import LabelSpec, label_rows
 from featureops.lineage import now_utc
 from featureops.monitoring import REFERENCE_FILE, reference_sample
 from featureops.registry import save_model
 from featureops.training import predict_proba, split_time, time_split, train_model
-from featureops.training_frames import label_entity_frame, manifest_path, write_training_frame
+from featureops.training_frames import manifest_path, write_training_frame
 
 
 def main(argv: list[str] | None = None) -> int:
     params, paths = stage_params(__doc__, argv)
     cfg = params["train"]
-    label = catalog.label_column(params)
+    label = LabelSpec.from_params(params)
     store = open_store(params["feast"]["repo"])
-    entities = label_entity_frame(
-        store, cfg["label_view"], start=cfg["frame_start"], end=cfg["frame_end"]
+    plan = compile_plan(store, cfg["feature_service"])
+    entities = label_rows(
+        label, paths, plan.join_keys, start=cfg["frame_start"], end=cfg["frame_end"]
     )
     frame_file = paths.frames / "train.parquet"
     frame, frame_manifest = write_training_frame(
@@ -32,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         as_known_at=bool(cfg["as_known_at"]),
         params=params,
     )
-    split = time_split(frame, split_time(frame, cfg), params["transform"]["label_horizon_hours"])
-    model = train_model(split.train, label, cfg["model"])
+    split = time_split(frame, split_time(frame, cfg), label.horizon)
+    model = train_model(split.train, label.name, plan.output_features, cfg["model"])
     reference = reference_sample(
         split.train, predict_proba(model, split.train), int(params["monitor"]["reference_rows"])
     )
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             "kind": "model",
             "created_at": now_utc(),
             "feature_service": cfg["feature_service"],
-            "label": label,
+            "entity_keys": plan.join_keys,
+            "label": label.name,
             "threshold": cfg["threshold"],
             "features": list(model.feature_names_in_),
             "train_rows": len(split.train),

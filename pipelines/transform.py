@@ -1,29 +1,26 @@
-"""DVC stage `transform`: validated Parquet -> Feast-ready feature tables + normalization stats."""
+"""DVC stage `transform`: validated Parquet -> the feature tables declared in params.yaml."""
 
 from __future__ import annotations
 
 import sys
 
-from featureops import catalog
-from featureops.config import ConfigError, source_specs, stage_params
-from featureops.transform import write_features, write_metrics
+from featureops.config import ConfigError, stage_params
+from featureops.features.build import FeatureBuildError, write_feature_tables
+from featureops.io import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
-    params, paths = stage_params(__doc__, argv)
     try:
-        summary = write_features(
-            params,
-            paths.validated,
-            source_specs(params),
-            paths.features,
-            paths.artifacts / catalog.NORMALIZATION_FILE,
+        params, paths = stage_params(__doc__, argv)
+        summary = write_feature_tables(
+            params, paths.validated, paths.features, paths.artifacts / "normalization"
         )
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ConfigError, FeatureBuildError, FileNotFoundError) as exc:
         print(f"transform failed: {exc}", file=sys.stderr)
         return 1
-    write_metrics(summary, paths.metrics / "transform.json")
-    print(f"transform: {summary}")
+    write_json(summary, paths.metrics / "transform.json")
+    for table, counts in summary.get("tables", summary).items():
+        print(f"transform {table}: {counts}")
     return 0
 
 

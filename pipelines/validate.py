@@ -1,11 +1,18 @@
-"""DVC stage `validate`: Great Expectations suites per source; quarantine failing rows."""
+"""DVC stage `validate`: Great Expectations suites per source; quarantine failing rows.
+
+A batch that fails (or a bad setting) stops the stage with one line on stderr naming the source,
+the file and the check, exit status 1, and nothing is written.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 
+import yaml
+
 from featureops.config import ConfigError, stage_params
+from featureops.ingest import one_line
 from featureops.validation import BatchValidationError, parse_reference_time, run_validate
 
 
@@ -15,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         params, _ = stage_params(__doc__, argv)
         reference = parse_reference_time((params.get("validate") or {}).get("reference_time"))
         summary = run_validate(params, reference_time=reference)
-    except (BatchValidationError, ConfigError, ValueError) as exc:
-        print(f"validate failed: {exc}", file=sys.stderr)
+    except (BatchValidationError, ConfigError, ValueError, yaml.YAMLError) as exc:
+        print(f"validate failed: {one_line(exc)}", file=sys.stderr)
         return 1
     print(f"validate: reference time {reference.isoformat()}")
     for source, m in summary.items():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from featureops.config import load_params
+from featureops.config import ConfigError, load_params
 
 app = typer.Typer(
     help="featureops: training frames, lineage and serving on top of DVC + Feast.",
@@ -26,6 +26,26 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _params(path: Path) -> dict:
+    try:
+        return load_params(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
+def _iso_time(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 time from the command line (naive = UTC); one clear error otherwise."""
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--{name} {value!r} is not an ISO 8601 time such as 2026-01-05T00:00:00Z")
+        raise
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
 def _store(params: dict):
     from featureops.frames import FrameError, open_store
 
@@ -38,42 +58,62 @@ def _store(params: dict):
 @app.command()
 def frame(
     out: Annotated[Path, typer.Option(help="where to write the frame (Parquet)")],
-    service: Annotated[str, typer.Option(help="feature service name")] = "failure_model_v1",
-    entities: Annotated[
-        Path | None, typer.Option(help="entity frame (Parquet/CSV): keys + event_timestamp")
+    service: Annotated[
+        str | None, typer.Option(help="feature service (default: train.feature_service)")
     ] = None,
-    start: Annotated[str | None, typer.Option(help="without --entities: label rows from")] = None,
-    end: Annotated[str | None, typer.Option(help="without --entities: label rows before")] = None,
-    machine: Annotated[
-        list[int] | None, typer.Option(help="without --entities: machine ids")
+    entities: Annotated[
+        Path | None,
+        typer.Option(help="entity frame (Parquet/CSV): the service's join keys + event_timestamp"),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="without --entities: label rows from (ISO 8601)")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="without --entities: label rows before (ISO 8601)")
     ] = None,
     as_known_at: Annotated[
-        bool, typer.Option("--as-known-at", help="exclude rows created after each entity time")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--as-known-at/--as-recorded",
+            help="exclude feature rows created after each entity time (default: train.as_known_at)",
+            show_default=False,
+        ),
+    ] = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Write a point-in-time-correct training frame and its lineage manifest."""
-    from featureops.frames import FrameError
-    from featureops.training_frames import (
-        label_entity_frame,
-        manifest_path,
-        read_entity_frame,
-        write_training_frame,
-    )
+    """Write a point-in-time-correct training frame and its lineage manifest.
 
-    params = load_params(params_path)
+    Without --entities the entity rows are the configured label's rows in [start, end).
+    """
+    from featureops.config import Paths
+    from featureops.frames import FrameError, compile_plan
+    from featureops.labels import LabelError, LabelSpec, label_rows
+    from featureops.training_frames import manifest_path, read_entity_frame, write_training_frame
+
+    params = _params(params_path)
+    bounds = {name: _iso_time(name, value) for name, value in (("start", start), ("end", end))}
+    service = service or params.get("train", {}).get("feature_service")
+    if not service:
+        _fail("no --service given and params.yaml has no train.feature_service")
+    known_at = (
+        bool(params.get("train", {}).get("as_known_at")) if as_known_at is None else as_known_at
+    )
     store = _store(params)
     try:
+        plan = compile_plan(store, service)
         if entities is not None:
-            entity_df = read_entity_frame(entities)
+            entity_df = read_entity_frame(entities, plan.key_types)
         else:
-            entity_df = label_entity_frame(store, start=start, end=end, machines=machine)
+            label = LabelSpec.from_params(params)
+            entity_df = label_rows(
+                label, Paths.from_params(params), plan.join_keys, bounds["start"], bounds["end"]
+            )
         typer.echo(f"retrieving {len(entity_df):,} entity rows from {service} ...", err=True)
         started = datetime.now()
         df, manifest = write_training_frame(
-            store, service, entity_df, out, as_known_at=as_known_at, params=params
+            store, service, entity_df, out, as_known_at=known_at, params=params, plan=plan
         )
-    except FrameError as exc:
+    except (FrameError, LabelError, ConfigError) as exc:
         _fail(str(exc))
     seconds = (datetime.now() - started).total_seconds()
     typer.echo(
@@ -91,7 +131,7 @@ def reproduce(
     from featureops.frames import FrameError
     from featureops.training_frames import reproduce as run_reproduce
 
-    store = _store(load_params(params_path))
+    store = _store(_params(params_path))
     try:
         result = run_reproduce(store, manifest)
     except (FrameError, FileNotFoundError) as exc:
@@ -110,7 +150,7 @@ app.add_typer(model_app, name="model")
 def _registry(params_path: Path) -> tuple[dict, Path, Path]:
     from featureops.config import Paths
 
-    params = load_params(params_path)
+    params = _params(params_path)
     paths = Paths.from_params(params)
     return params, paths.candidate, paths.registry
 
@@ -186,7 +226,7 @@ def serve(
 
     from featureops.serving import create_app
 
-    cfg = load_params(params_path).get("serving", {})
+    cfg = _params(params_path).get("serving", {})
     uvicorn.run(
         create_app(params_path),
         host=host or cfg.get("host", "127.0.0.1"),
@@ -206,7 +246,7 @@ def parity(
     from featureops.feature_log import read_feature_log
     from featureops.parity import check_parity
 
-    params = load_params(params_path)
+    params = _params(params_path)
     log_dir = log_dir or Paths.from_params(params).feature_log
     try:
         log = read_feature_log(log_dir)
@@ -232,23 +272,24 @@ def retrain(
 
     import pandas as pd
 
-    from featureops import catalog
     from featureops.config import Paths
+    from featureops.labels import LabelSpec
     from featureops.retraining import decide, evaluation_window
 
     if repro:
         proc = subprocess.run(["dvc", "repro", "evaluate"], check=False)
         if proc.returncode != 0:
             _fail("`dvc repro evaluate` failed")
-    params = load_params(params_path)
+    params = _params(params_path)
     paths = Paths.from_params(params)
+    label = LabelSpec.from_params(params)
     frame = pd.read_parquet(paths.frames / "train.parquet")
-    window = evaluation_window(frame, params["train"], params["transform"]["label_horizon_hours"])
+    window = evaluation_window(frame, params["train"], label.horizon)
     decision = decide(
         paths.registry,
         paths.candidate,
         window,
-        catalog.label_column(params),
+        label.name,
         float(params["monitor"]["min_improvement"]),
     )
     typer.echo(json.dumps(decision, indent=2, default=str))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from featureops import catalog
+from featureops.conventions import EVENT_TIMESTAMP
 from featureops.pit import FeatureViewSpec, point_in_time_join
 
 if TYPE_CHECKING:
@@ -36,6 +36,12 @@ class RetrievalPlan:
     odfvs: list[OnDemandFeatureView] = field(default_factory=list)
     output_features: list[str] = field(default_factory=list)
     source_files: list[Path] = field(default_factory=list)
+    key_types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def join_keys(self) -> list[str]:
+        """The service's join keys, in the order its views first name them."""
+        return list(self.key_types)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary of the plan for lineage manifests."""
@@ -101,8 +107,11 @@ def compile_plan(store: FeatureStore, service_name: str) -> RetrievalPlan:
         for src_name, src_proj in odfv.source_feature_view_projections.items():
             need(src_name, [f.name for f in src_proj.features])
     specs, files = [], []
+    key_types: dict[str, str] = {}
     for view_name, features in needed.items():
         view = store.get_feature_view(view_name)
+        for column in view.entity_columns:
+            key_types.setdefault(column.name, str(column.dtype))
         source = view.batch_source
         path = Path(source.path)
         if not path.is_absolute():
@@ -119,33 +128,69 @@ def compile_plan(store: FeatureStore, service_name: str) -> RetrievalPlan:
                 ttl=view.ttl if view.ttl else timedelta(0),
             )
         )
-    return RetrievalPlan(service_name, specs, odfvs, outputs, files)
+    return RetrievalPlan(service_name, specs, odfvs, outputs, files, key_types)
+
+
+_INTEGER_TYPES = ("Int32", "Int64")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for readable messages)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def coerce_entity_keys(entity_df: pd.DataFrame, key_types: dict[str, str]) -> pd.DataFrame:
+    """Check each join-key column against its Feast type; integral floats become integers.
+
+    Raises FrameError naming the column when a value does not fit (text in an integer key,
+    7.5 as an integer, numbers in a string key, nulls).
+    """
+    out = entity_df.copy()
+    for key, dtype in key_types.items():
+        if key not in out.columns:
+            continue
+        col = out[key]
+        if col.isna().any():
+            raise FrameError(f"entity column {key!r} has null values")
+        if dtype in _INTEGER_TYPES:
+            if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                out[key] = col.astype("int64")
+                continue
+            numbers = pd.to_numeric(col, errors="coerce")
+            if numbers.isna().any() or (numbers % 1 != 0).any():
+                bad = _plain(col[numbers.isna() | (numbers % 1 != 0)].iloc[0])
+                raise FrameError(f"entity column {key!r} is {dtype}, got {bad!r}")
+            out[key] = numbers.astype("int64")
+        elif dtype == "String":
+            if not all(isinstance(v, str) for v in col):
+                bad = _plain(next(v for v in col if not isinstance(v, str)))
+                raise FrameError(f"entity column {key!r} is String, got {bad!r}")
+            out[key] = col.astype(object)
+    return out
 
 
 def check_entity_frame(entity_df: pd.DataFrame, join_keys: list[str]) -> pd.DataFrame:
     """Validate an entity frame: keys and a tz-aware ``event_timestamp``, at least one row."""
     if entity_df is None or len(entity_df) == 0:
         raise FrameError("the entity frame is empty: nothing to retrieve")
-    missing = [c for c in [*join_keys, catalog.EVENT_TIMESTAMP] if c not in entity_df.columns]
+    missing = [c for c in [*join_keys, EVENT_TIMESTAMP] if c not in entity_df.columns]
     if missing:
         raise FrameError(
             f"entity frame lacks column(s) {missing}; it needs {join_keys} and "
-            f"{catalog.EVENT_TIMESTAMP!r} (timezone-aware)"
+            f"{EVENT_TIMESTAMP!r} (timezone-aware)"
         )
-    ts = entity_df[catalog.EVENT_TIMESTAMP]
+    ts = entity_df[EVENT_TIMESTAMP]
     if not pd.api.types.is_datetime64_any_dtype(ts):
         try:
             ts = pd.to_datetime(ts, utc=False, format="ISO8601")
         except (ValueError, TypeError) as exc:
-            raise FrameError(
-                f"{catalog.EVENT_TIMESTAMP!r} is not parseable as timestamps: {exc}"
-            ) from None
+            raise FrameError(f"{EVENT_TIMESTAMP!r} is not parseable as timestamps: {exc}") from None
     if getattr(ts.dt, "tz", None) is None:
         raise FrameError(
-            f"{catalog.EVENT_TIMESTAMP!r} is timezone-naive; give UTC times (e.g. '2026-01-05T12:00:00Z')"
+            f"{EVENT_TIMESTAMP!r} is timezone-naive; give UTC times (e.g. '2026-01-05T12:00:00Z')"
         )
     out = entity_df.copy()
-    out[catalog.EVENT_TIMESTAMP] = ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    out[EVENT_TIMESTAMP] = ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     return out
 
 
@@ -172,8 +217,7 @@ def build_frame(
     ``plan`` overrides the compiled plan (used to read older data versions when reproducing).
     """
     plan = plan or compile_plan(store, service_name)
-    join_keys = sorted({k for v in plan.views for k in v.join_keys})
-    entities = check_entity_frame(entity_df, join_keys)
+    entities = coerce_entity_keys(check_entity_frame(entity_df, plan.join_keys), plan.key_types)
     joined = point_in_time_join(entities, plan.views, as_known_at=as_known_at, output="arrow")
     joined = apply_on_demand(joined, plan.odfvs)
     keep = list(entities.columns) + [c for c in plan.output_features if c not in entities.columns]

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from featureops import catalog, registry
+from featureops import registry
+from featureops.conventions import EVENT_TIMESTAMP
 from featureops.drift import Thresholds, feature_drift, histogram, psi_numeric
 from featureops.frames import build_frame
 from featureops.training import classification_metrics, predict_proba
-from featureops.training_frames import label_entity_frame
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -55,11 +55,12 @@ def watched_model(registry_dir: Path, candidate_dir: Path) -> ModelUnderWatch:
 
 
 def current_window(
-    store: FeatureStore, service: str, label_view: str, end: pd.Timestamp, days: float
+    store: FeatureStore, service: str, label_rows: pd.DataFrame, days: float
 ) -> pd.DataFrame:
-    """The last ``days`` of data before ``end``, through the feature service (with labels)."""
-    entities = label_entity_frame(store, label_view, start=end - pd.Timedelta(days=days), end=end)
-    return build_frame(store, service, entities)
+    """The last ``days`` of label rows, through the feature service (labels kept)."""
+    end = label_rows[EVENT_TIMESTAMP].max() + pd.Timedelta(microseconds=1)
+    recent = label_rows[label_rows[EVENT_TIMESTAMP] >= end - pd.Timedelta(days=days)]
+    return build_frame(store, service, recent.reset_index(drop=True))
 
 
 def monitor(
@@ -82,7 +83,7 @@ def monitor(
         "histogram": histogram(ref_p, cur_p),
     }
     prediction["drift"] = bool(prediction["psi"] > t.psi)
-    labelled = current[current[catalog.EVENT_TIMESTAMP] < labels_complete_before]
+    labelled = current[current[EVENT_TIMESTAMP] < labels_complete_before]
     threshold = float(watched.manifest["threshold"])
     performance: dict[str, Any] = {"rows": len(labelled)}
     if len(labelled) and labelled[label].nunique() == 2:
@@ -105,8 +106,8 @@ def monitor(
         "reference_rows": len(watched.reference),
         "current_rows": len(current),
         "current_window": [
-            str(current[catalog.EVENT_TIMESTAMP].min()),
-            str(current[catalog.EVENT_TIMESTAMP].max()),
+            str(current[EVENT_TIMESTAMP].min()),
+            str(current[EVENT_TIMESTAMP].max()),
         ],
         "thresholds": t.__dict__,
         "drifted_features": drifted,

@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from featureops import catalog, registry
+from featureops import registry
+from featureops.conventions import EVENT_TIMESTAMP
 from featureops.io import atomic_path
 from featureops.lineage import now_utc
 from featureops.training import classification_metrics, predict_proba, split_time, time_split
@@ -18,10 +19,10 @@ DECISIONS_FILE = "decisions.jsonl"
 
 
 def evaluation_window(
-    frame: pd.DataFrame, train_cfg: dict[str, Any], horizon_hours: float
+    frame: pd.DataFrame, train_cfg: dict[str, Any], horizon: pd.Timedelta
 ) -> pd.DataFrame:
     """The candidate's held-out window (rows after its split: it never trained on them)."""
-    return time_split(frame, split_time(frame, train_cfg), horizon_hours).evaluate
+    return time_split(frame, split_time(frame, train_cfg), horizon).evaluate
 
 
 def compare(
@@ -52,8 +53,8 @@ def decide(
         "candidate_sha256": cand_manifest["sha256"],
         "production": current,
         "window": [
-            str(window[catalog.EVENT_TIMESTAMP].min()),
-            str(window[catalog.EVENT_TIMESTAMP].max()),
+            str(window[EVENT_TIMESTAMP].min()),
+            str(window[EVENT_TIMESTAMP].max()),
         ],
         "rows": len(window),
         "metric": "pr_auc",

@@ -1,8 +1,7 @@
-"""Train and evaluate the failure model from training frames built through the feature service.
+"""Train and evaluate a binary classifier on training frames built through a feature service.
 
 The model is a scikit-learn pipeline (imputation, scaling, one-hot encoding, logistic
-regression), so
-serving applies exactly the preprocessing training used. Splits are by time with a gap of
+regression), so serving applies exactly the preprocessing training used. Splits are by time with a gap of
 one label horizon between train and evaluation, so no training label looks into the
 evaluation window.
 """
@@ -32,9 +31,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from featureops import catalog
-
-KEY_COLUMNS = [catalog.ENTITY_KEY, catalog.EVENT_TIMESTAMP]
+from featureops.conventions import EVENT_TIMESTAMP
 
 
 @dataclass
@@ -50,11 +47,14 @@ def _utc(value: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
 
 
-def time_split(frame: pd.DataFrame, split_at: str, gap_hours: float) -> Split:
-    """Train on rows before ``split_at - gap``; evaluate on rows at or after ``split_at``."""
+def time_split(frame: pd.DataFrame, split_at: str, gap: pd.Timedelta) -> Split:
+    """Train on rows before ``split_at - gap``; evaluate on rows at or after ``split_at``.
+
+    ``gap`` is the label's horizon, so no training label looks into the evaluation window.
+    """
     split = _utc(split_at)
-    ts = frame[catalog.EVENT_TIMESTAMP]
-    train = frame[ts < split - pd.Timedelta(hours=gap_hours)]
+    ts = frame[EVENT_TIMESTAMP]
+    train = frame[ts < split - gap]
     evaluate = frame[ts >= split]
     if train.empty or evaluate.empty:
         raise ValueError(
@@ -67,13 +67,12 @@ def split_time(frame: pd.DataFrame, cfg: dict[str, Any]) -> str:
     """``train.split_at`` if set, else midnight ``train.eval_days`` before the data's last day."""
     if cfg.get("split_at"):
         return str(cfg["split_at"])
-    last_day = frame[catalog.EVENT_TIMESTAMP].max().floor("D")
+    last_day = frame[EVENT_TIMESTAMP].max().floor("D")
     return str(last_day - pd.Timedelta(days=float(cfg["eval_days"])))
 
 
-def feature_columns(frame: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) feature columns of a frame: everything but keys and the label."""
-    features = [c for c in frame.columns if c not in (*KEY_COLUMNS, label)]
+def feature_columns(frame: pd.DataFrame, features: list[str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) split of a frame's feature columns, by dtype."""
     categorical = [
         c for c in features if frame[c].dtype == object or str(frame[c].dtype) == "string"
     ]
@@ -84,9 +83,9 @@ def feature_columns(frame: pd.DataFrame, label: str) -> tuple[list[str], list[st
 def make_model(numeric: list[str], categorical: list[str], hyper: dict[str, Any]) -> Pipeline:
     """The model pipeline: preprocessing and classifier in one object, shared with serving.
 
-    Logistic regression, because on the demo's few failure episodes gradient boosting
-    memorized the training window (train ROC AUC 0.99, evaluation 0.50) while the linear
-    model generalizes (see README).
+    Logistic regression: a robust default on small, imbalanced label sets (on the demo's few
+    failure episodes gradient boosting memorized the training window while the linear
+    model generalized; see README).
     """
     numeric_steps = Pipeline(
         [
@@ -109,9 +108,14 @@ def make_model(numeric: list[str], categorical: list[str], hyper: dict[str, Any]
     return Pipeline([("pre", pre), ("clf", clf)])
 
 
-def train_model(train: pd.DataFrame, label: str, hyper: dict[str, Any]) -> Pipeline:
-    """Fit the model on a training frame."""
-    numeric, categorical = feature_columns(train, label)
+def train_model(
+    train: pd.DataFrame, label: str, features: list[str], hyper: dict[str, Any]
+) -> Pipeline:
+    """Fit the model on a training frame's ``features`` to predict ``label``."""
+    missing = [c for c in [*features, label] if c not in train.columns]
+    if missing:
+        raise ValueError(f"the training frame lacks column(s) {missing}")
+    numeric, categorical = feature_columns(train, features)
     if train[label].nunique() < 2:
         raise ValueError(
             f"the training window has only {label}={train[label].iloc[0]}: widen train.frame_start"

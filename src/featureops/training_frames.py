@@ -5,22 +5,29 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pandas as pd
 
-from featureops import catalog, lineage
+from featureops import lineage
 from featureops.definitions import service_fingerprint
-from featureops.frames import FrameError, build_frame, compile_plan
+from featureops.frames import FrameError, RetrievalPlan, build_frame, compile_plan
 from featureops.io import read_parquet, write_json, write_parquet
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 MANIFEST_SUFFIX = ".manifest.json"
+# The params sections a frame's manifest records: what the frame and its label were built from.
+LINEAGE_SECTIONS = ("features", "label", "train")
+
+
+def lineage_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parts of params.yaml a frame manifest records (see LINEAGE_SECTIONS)."""
+    return {k: params[k] for k in LINEAGE_SECTIONS if k in params}
+
+
 ENTITIES_SUFFIX = ".entities.parquet"
 
 
@@ -36,70 +43,27 @@ def entities_path(frame_path: str | Path) -> Path:
     return frame_path.with_name(frame_path.stem + ENTITIES_SUFFIX)
 
 
-def read_entity_frame(path: str | Path) -> pd.DataFrame:
-    """Read an entity frame from Parquet or CSV (timestamps must carry a zone)."""
+def read_entity_frame(path: str | Path, key_types: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read an entity frame from Parquet or CSV (timestamps must carry a zone).
+
+    CSV key columns whose Feast type is String are read as text, so ids like ``007`` keep
+    their zeros.
+    """
     path = Path(path)
     if not path.exists():
         raise FrameError(f"entity frame not found: {path}")
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    return read_parquet(path)
-
-
-def label_entity_frame(
-    store: FeatureStore,
-    label_view: str = "failure_labels",
-    start: datetime | str | None = None,
-    end: datetime | str | None = None,
-    machines: list[int] | None = None,
-) -> pd.DataFrame:
-    """Entity rows with labels from a label feature view's source, in ``[start, end)``."""
-    view = store.get_feature_view(label_view)
-    source = view.batch_source
-    ts = source.timestamp_field
-    keys = [c.name for c in view.entity_columns]
-    labels = [f.name for f in view.features]
-    where, bind = ["TRUE"], {"path": source.path}
-    if start is not None:
-        where.append(f'"{ts}" >= $start')
-        bind["start"] = (
-            pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tz is None else pd.Timestamp(start)
-        )
-    if end is not None:
-        where.append(f'"{ts}" < $end')
-        bind["end"] = (
-            pd.Timestamp(end, tz="UTC") if pd.Timestamp(end).tz is None else pd.Timestamp(end)
-        )
-    if machines:
-        where.append(f'"{keys[0]}" IN (SELECT unnest($machines))')
-        bind["machines"] = [int(m) for m in machines]
-    cols = (
-        ", ".join(f'"{c}"' for c in keys)
-        + f', "{ts}" AS {catalog.EVENT_TIMESTAMP}, '
-        + ", ".join(f'"{c}"' for c in labels)
-    )
-    con = duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        df = con.execute(
-            f"SELECT {cols} FROM read_parquet($path) WHERE {' AND '.join(where)} "
-            f"ORDER BY {catalog.EVENT_TIMESTAMP}, {', '.join(keys)}",
-            bind,
-        ).df()
-    finally:
-        con.close()
-    if df.empty:
-        raise FrameError(
-            f"no label rows in {label_view} for start={start} end={end} machines={machines}"
-        )
-    df[catalog.EVENT_TIMESTAMP] = (
-        df[catalog.EVENT_TIMESTAMP].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    )
-    return df
+        if path.suffix.lower() == ".csv":
+            text_keys = {k: str for k, t in (key_types or {}).items() if t == "String"}
+            return pd.read_csv(path, dtype=text_keys)
+        return read_parquet(path)
+    except (ValueError, OSError) as exc:
+        raise FrameError(f"{path}: cannot read the entity frame: {exc}") from None
 
 
 def _project_root(store: FeatureStore) -> Path:
-    return catalog.project_root_of(store.repo_path)
+    """The project folder that holds the feature repo (and params.yaml, dvc.lock)."""
+    return Path(store.repo_path).resolve().parent
 
 
 def write_training_frame(
@@ -110,11 +74,12 @@ def write_training_frame(
     *,
     as_known_at: bool = False,
     params: dict[str, Any] | None = None,
+    plan: RetrievalPlan | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Build a frame, write it with its entity frame and lineage manifest; return both."""
     root = _project_root(store)
-    plan = compile_plan(store, service_name)
-    frame = build_frame(store, service_name, entity_df, as_known_at=as_known_at)
+    plan = plan or compile_plan(store, service_name)
+    frame = build_frame(store, service_name, entity_df, as_known_at=as_known_at, plan=plan)
     out_path = Path(out_path)
     entities = frame[list(entity_df.columns)]
     write_parquet(entities, entities_path(out_path))
@@ -128,7 +93,7 @@ def write_training_frame(
         "plan": plan.describe(),
         "as_known_at": as_known_at,
         "data": lineage.data_versions(plan.source_files, root),
-        "params": params or {},
+        "params": lineage_params(params or {}),
         "entity_frame": {
             "path": entities_path(out_path).name,
             "sha256": lineage.frame_sha256(entities),

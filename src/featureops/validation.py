@@ -1,10 +1,10 @@
 """Validate: one Great Expectations 1.x suite per source, built from ``sources.<name>.checks``.
 
-Row-level failures (nulls, ranges, categories, duplicate keys, future timestamps, a timestamp
-after the row's ``created``) quarantine exactly the failing rows, each once with every
-expectation it failed. Batch-level failures (a missing column, a wrong type, an empty file, too
-many bad rows, an expectation that cannot run) raise :class:`BatchValidationError` naming the
-source, the file and the check, and nothing is written.
+Row-level failures (nulls, ranges, categories, id ranges and patterns, duplicate keys, future
+timestamps, a timestamp after the row's ``created``) quarantine exactly the failing rows, each
+once with every expectation it failed. Batch-level failures (a missing column, a wrong type, an
+empty file, too many bad rows, an expectation that cannot run) raise :class:`BatchValidationError`
+naming the source, the file and the check, and nothing is written.
 
 ``great_expectations`` costs seconds to import: it is imported inside the functions that use it.
 """
@@ -116,6 +116,15 @@ def row_expectations(spec: SourceSpec, reference_time: datetime) -> list[Any]:
         out.append(gxe.ExpectColumnValuesToBeUnique(column=unique[0]))
     elif unique:
         out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=unique))
+    for check in spec.ids:  # sources.<name>.checks.ids: id ranges and patterns
+        if check.min is not None or check.max is not None:
+            out.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=check.column, min_value=check.min, max_value=check.max
+                )
+            )
+        if check.pattern is not None:
+            out.append(gxe.ExpectColumnValuesToMatchRegex(column=check.column, regex=check.pattern))
     for col in checks.get("not_in_future", []):
         out.append(gxe.ExpectColumnValuesToBeBetween(column=col, max_value=reference_time))
         if col != CREATED:  # a row cannot be known (created) before it happened
@@ -168,6 +177,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _bound(bound: Any, value: Any) -> str:
+    """A range bound as written for the value's type: GE keeps bounds as floats (1 -> 1.0)."""
+    if bound is None:
+        return "null"
+    integral = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if integral and isinstance(bound, float) and bound.is_integer():
+        return str(int(bound))
+    return str(bound)
+
+
 def row_reason(config: Any, row: dict[str, Any]) -> str:
     """Why ``row`` (column -> value) failed ``config``: expectation, column(s), offending value."""
     kwargs = config.kwargs
@@ -180,7 +199,10 @@ def row_reason(config: Any, row: dict[str, Any]) -> str:
         value = _fmt(row[cols[0]])
         if _is_time(kwargs.get("max_value")):
             return f"{head}: value {value} after the reference time"
-        return f"{head}: value {value} outside [{kwargs['min_value']}, {kwargs['max_value']}]"
+        lo, hi = (_bound(kwargs.get(k), row[cols[0]]) for k in ("min_value", "max_value"))
+        return f"{head}: value {value} outside [{lo}, {hi}]"
+    if kind == "expect_column_values_to_match_regex":
+        return f"{head}: value {_fmt(row[cols[0]])} does not match {kwargs['regex']!r}"
     if kind == "expect_column_values_to_be_in_set":
         return f"{head}: value {_fmt(row[cols[0]])} not in {sorted(kwargs['value_set'])}"
     if kind == "expect_column_pair_values_a_to_be_greater_than_b":

@@ -20,9 +20,15 @@ pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+AUDIT_SITE = REPO_ROOT / "tests" / "params_audit"  # sitecustomize that logs params reads
+
+
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "TQDM_DISABLE": "1",
         "GIT_AUTHOR_NAME": "t",
@@ -50,7 +56,10 @@ def project_files() -> list[str]:
 def tiny_params(params: dict) -> dict:
     params["simulate"].update(n_machines=8, n_days=8)
     params["simulate"]["failure"]["wear_rate_range"] = [0.006, 0.015]  # failures within days
-    params["transform"]["train_window"] = {"start": "2026-01-01", "end": "2026-01-06"}
+    params["features"]["sensor_stats"]["normalize"]["fit"] = {
+        "start": "2026-01-01",
+        "end": "2026-01-06",
+    }
     params["train"].update(split_at="2026-01-07")
     return params
 
@@ -71,7 +80,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run([str(BIN / "dvc"), "remote", "add", "-f", "-d", "local", str(root.parent / "remote")], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "init"], root)
-    run([str(BIN / "dvc"), "repro"], root)
+    audit = {
+        "FEATUREOPS_PARAMS_AUDIT": str(root.parent / "params_audit"),
+        "PYTHONPATH": os.pathsep.join([str(AUDIT_SITE), os.environ.get("PYTHONPATH", "")]),
+    }
+    run([str(BIN / "dvc"), "repro"], root, extra_env=audit)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "first repro"], root)
     return root
@@ -92,12 +105,13 @@ def test_repro_builds_every_stage_and_counts_reconcile(project: Path) -> None:
     assert sims  # written
     for source in ("sensors", "machines", "maintenance", "failures"):
         assert validate[source]["rows_in"] == ingest[source]["accepted"]
-        features = project / "data" / "features"
-    assert (features / "sensor_features.parquet").exists()
-    assert (project / "data" / "artifacts" / "normalization.json").exists()
+    features = project / "data" / "features"
+    for table in ("sensor_stats", "machine_history", "machine_profile", "failure_labels"):
+        assert (features / f"{table}.parquet").exists(), table
+    assert (project / "data" / "artifacts" / "normalization" / "sensor_stats.json").exists()
     assert (project / "reports" / "data_docs" / "index.html").exists()
-    assert (project / "feature_repo" / "data" / "online_store.db").exists()
-    sensor = pd.read_parquet(features / "sensor_features.parquet")
+    assert (project / "data" / "feast" / "online_store.db").exists()
+    sensor = pd.read_parquet(features / "sensor_stats.parquet")
     assert str(sensor["event_timestamp"].dtype) == "datetime64[us, UTC]"
 
 
@@ -108,6 +122,39 @@ def test_model_is_trained_and_evaluated(project: Path) -> None:
     assert manifest["frame_manifest"].endswith("train.manifest.json")
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "roc_auc" in shown
+
+
+def _stage_of(argv: list[str], stages: dict[str, dict]) -> str | None:
+    for name, spec in stages.items():
+        cmd = spec["cmd"].split()
+        if (
+            cmd[:2] == ["python", "-m"]
+            and argv
+            and argv[0].endswith("/" + cmd[2].replace(".", "/") + ".py")
+        ):
+            return name
+        if cmd[0] == "feast" and argv and Path(argv[0]).name == "feast" and "apply" in argv:
+            return name
+    return None
+
+
+def test_every_param_a_stage_reads_is_declared(project: Path) -> None:
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    records = [json.loads(p.read_text()) for p in (project.parent / "params_audit").glob("*.json")]
+    seen: set[str] = set()
+    for record in records:
+        stage = _stage_of(record["argv"], stages)
+        if stage is None:
+            continue
+        seen.add(stage)
+        declared = [str(p) for p in stages[stage].get("params", [])]
+        undeclared = [
+            key
+            for key in record["read"]
+            if not any(key == d or key.startswith(d + ".") for d in declared)
+        ]
+        assert not undeclared, f"stage {stage} reads params it does not declare: {undeclared}"
+    assert seen == set(stages), f"no params audit for stages {set(stages) - seen}"
 
 
 def test_second_repro_is_up_to_date(project: Path) -> None:
@@ -154,7 +201,7 @@ def test_frame_from_an_older_commit_reproduces_after_new_data(project: Path) -> 
     assert "manifest data/adhoc/frame.manifest.json" in proc.stdout
     manifest = json.loads((project / "data/adhoc/frame.manifest.json").read_text())
     assert manifest["git"]["commit"] and manifest["git"]["dirty"] is False
-    assert manifest["data"]["data/features/sensor_features.parquet"]["dvc"]["stage"] == "transform"
+    assert manifest["data"]["data/features/sensor_stats.parquet"]["dvc"]["stage"] == "transform"
 
     params_path = project / "params.yaml"
     original = params_path.read_text()
@@ -175,7 +222,7 @@ def test_frame_from_an_older_commit_reproduces_after_new_data(project: Path) -> 
 
 
 def test_checkout_of_an_older_commit_restores_its_parquet(project: Path) -> None:
-    features = project / "data" / "features" / "sensor_features.parquet"
+    features = project / "data" / "features" / "sensor_stats.parquet"
     old_bytes = features.read_bytes()
     dvc(project, "push")
     params_path = project / "params.yaml"

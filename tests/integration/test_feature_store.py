@@ -15,15 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from featureops.config import Paths
 from featureops.frames import FrameError, build_frame, compile_plan, open_store
 from featureops.io import write_parquet
+from featureops.labels import LabelSpec, label_rows
 from featureops.materialize import materialize_incremental
-from featureops.training_frames import (
-    label_entity_frame,
-    manifest_path,
-    reproduce,
-    write_training_frame,
-)
+from featureops.training_frames import manifest_path, reproduce, write_training_frame
 from tests.feature_data import make_feast_project
 
 pytestmark = pytest.mark.integration
@@ -111,12 +108,12 @@ def test_materialize_is_incremental(project) -> None:
     materialize_incremental(store)  # catch up
     again = {r.view: r for r in materialize_incremental(store)}
     assert all(r.entities_written == 0 for r in again.values())
-    sensors = tables["sensor_features"]
+    sensors = tables["sensor_stats"]
     newer = sensors[sensors["event_timestamp"] == sensors["event_timestamp"].max()].copy()
     newer["event_timestamp"] += pd.Timedelta(hours=1)
     newer["created"] += pd.Timedelta(hours=1)
     newer["temperature_z"] = 42.0
-    path = root / params["paths"]["features"] / "sensor_features.parquet"
+    path = root / params["paths"]["features"] / "sensor_stats.parquet"
     write_parquet(pd.concat([sensors, newer]), path)
     try:
         result = {r.view: r for r in materialize_incremental(store)}
@@ -136,7 +133,7 @@ def test_as_known_at_hides_rows_created_after_the_entity_time(project) -> None:
     entities = pd.DataFrame({"machine_id": [1], "event_timestamp": [T0 + pd.Timedelta(hours=10)]})
     normal = build_frame(store, SERVICE, entities)
     known = build_frame(store, SERVICE, entities, as_known_at=True)
-    sensors = project[2]["sensor_features"]
+    sensors = project[2]["sensor_stats"]
     row = sensors[(sensors.machine_id == 1)].set_index("event_timestamp")
     assert normal["temperature_z"].iloc[0] == pytest.approx(
         row.loc[T0 + pd.Timedelta(hours=10), "temperature_z"]
@@ -180,7 +177,14 @@ def test_unknown_service_lists_the_known_ones(project) -> None:
 
 def test_manifest_and_reproduce(project, tmp_path: Path) -> None:
     _root, params, _, store = project
-    entities = label_entity_frame(store, start="2026-01-01T12:00:00Z", end="2026-01-02T12:00:00Z")
+    root = _root
+    entities = label_rows(
+        LabelSpec.from_params(params),
+        Paths.from_params(params, root),
+        ["machine_id"],
+        start="2026-01-01T12:00:00Z",
+        end="2026-01-02T12:00:00Z",
+    )
     assert "failure_next_24h" in entities.columns and len(entities) == 6 * 24
     out = tmp_path / "frame.parquet"
     frame, manifest = write_training_frame(store, SERVICE, entities, out, params=params)
@@ -189,7 +193,7 @@ def test_manifest_and_reproduce(project, tmp_path: Path) -> None:
     assert manifest["frame"]["rows"] == len(entities) == len(frame)
     assert len(manifest["frame"]["sha256"]) == 64 and len(manifest["definitions_fingerprint"]) == 64
     assert set(manifest["data"]) == {
-        "data/features/sensor_features.parquet",
+        "data/features/sensor_stats.parquet",
         "data/features/machine_history.parquet",
         "data/features/machine_profile.parquet",
     }
@@ -205,9 +209,9 @@ def test_manifest_and_reproduce(project, tmp_path: Path) -> None:
 def test_restated_history_triggers_a_full_refresh(project) -> None:
     root, params, tables, store = project
     materialize_incremental(store)
-    sensors = tables["sensor_features"]
+    sensors = tables["sensor_stats"]
     restated = sensors.assign(temperature_z=sensors["temperature_z"] + 1.0)
-    path = root / params["paths"]["features"] / "sensor_features.parquet"
+    path = root / params["paths"]["features"] / "sensor_stats.parquet"
     write_parquet(restated, path)
     try:
         result = {r.view: r for r in materialize_incremental(store)}

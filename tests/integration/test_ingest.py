@@ -25,7 +25,7 @@ SPEC = SourceSpec(
         "temperature": "DOUBLE",
         "vibration": "DOUBLE",
     },
-    entity="machine_id",
+    keys=("machine_id",),
     timestamp="timestamp",
     created={"filename_date": r"(\d{4}-\d{2}-\d{2})", "delay_hours": 24},
 )
@@ -161,8 +161,9 @@ def test_parquet_drops_cast_with_declared_schema(tmp_path: Path) -> None:
         glob="readings/*.parquet",
         format="parquet",
         columns={"machine_id": "BIGINT", "timestamp": "TIMESTAMPTZ", "temperature": "DOUBLE"},
-        entity="machine_id",
+        keys=("machine_id",),
         timestamp="timestamp",
+        max_bad_row_share=0.9,  # 2 of the 3 rows are bad
     )
     (tmp_path / "readings").mkdir()
     pd.DataFrame(

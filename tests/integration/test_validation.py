@@ -155,6 +155,30 @@ def test_category_outside_the_set_is_quarantined(validator: Validator, tmp_path:
     assert json.loads(result.quarantined["record"].iloc[0])["machine_id"] == 2
 
 
+def test_id_checks_quarantine_out_of_range_and_unmatched_ids(
+    validator: Validator, tmp_path: Path
+) -> None:
+    params = load_repo_params()
+    checks = params["sources"]["machines"].setdefault("checks", {})
+    checks["ids"] = {
+        "machine_id": {"min": 1, "max": 2},
+        "location": {"pattern": "^plant-(?:north|south)$"},
+    }
+    spec = source_specs(params)["machines"]
+    df = machines()
+    df.loc[0, "location"] = "Plant North"
+    file = tmp_path / "machines.parquet"
+    write_parquet(df, file)
+    result = validate_source(validator, spec, file, 1.0, NOW)
+    assert list(result.quarantined["reason"]) == [
+        "expect_column_values_to_match_regex(location): value 'Plant North' does not match "
+        "'^plant-(?:north|south)$'",
+        "expect_column_values_to_be_between(machine_id): value 3 outside [1, 2]",
+    ]
+    assert result.accepted.column("machine_id").to_pylist() == [2]
+    assert_reconciles(result)
+
+
 def test_duplicate_single_key_quarantines_every_conflicting_row(
     validator: Validator, tmp_path: Path
 ) -> None:

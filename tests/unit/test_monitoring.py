@@ -93,7 +93,7 @@ def frame(
 
 
 def watched(tmp_path: Path, train: pd.DataFrame, name: str = "m") -> ModelUnderWatch:
-    model = train_model(train, "label", {"C": 1.0})
+    model = train_model(train, "label", ["x", "noise"], {"C": 1.0})
     directory = tmp_path / name
     manifest = registry.save_model(
         model, directory, {"features": ["x", "noise"], "threshold": 0.5, "feature_service": "s"}
@@ -127,7 +127,7 @@ def test_report_renders_summary_and_one_chart_per_feature(tmp_path: Path) -> Non
 
 
 def registered(tmp_path: Path, train: pd.DataFrame, reg: Path, candidate: Path) -> None:
-    model = train_model(train, "label", {"C": 1.0})
+    model = train_model(train, "label", ["x", "noise"], {"C": 1.0})
     registry.save_model(model, candidate, {"threshold": 0.5, "features": ["x", "noise"]})
 
 

@@ -263,6 +263,6 @@ def test_stage_writes_landing_and_metrics(
         "out_of_range",
         "late",
     }
-    params["simulate"]["machine_models"] = ["nope"]
+    params["simulate"]["n_machines"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert simulate_stage(["--params", "params.yaml"]) == 2

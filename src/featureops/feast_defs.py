@@ -1,0 +1,125 @@
+"""Helpers for Feast definitions in ``feature_repo/``: sources and schemas of declared tables.
+
+A feature repository imports these so its FileSources point at the transform stage's
+Parquet and its Field types follow the declarations in ``params.yaml: features``::
+
+    tables = FeatureTables.for_repo(__file__)
+    sensor_source = tables.source("sensor_stats")
+    schema = tables.schema("sensor_stats")
+
+Nothing is read but ``params.yaml``: schemas come from compiling the declarations over
+empty tables, so definitions can be applied before any data exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featureops.config import DEFAULT_PARAMS, ConfigError, Paths, load_params, source_specs
+from featureops.conventions import CREATED, EVENT_TIMESTAMP
+
+if TYPE_CHECKING:
+    from feast import Field, FileSource
+
+    from featureops.features.spec import FeatureTableSpec
+
+
+def feast_type(duckdb_type: str) -> Any:
+    """The Feast type of a DuckDB column type (raises ConfigError for unsupported ones)."""
+    from feast import types
+
+    t = duckdb_type.upper()
+    simple = {
+        "BIGINT": types.Int64,
+        "INTEGER": types.Int32,
+        "SMALLINT": types.Int32,
+        "TINYINT": types.Int32,
+        "UBIGINT": types.Int64,
+        "UINTEGER": types.Int64,
+        "DOUBLE": types.Float64,
+        "FLOAT": types.Float32,
+        "REAL": types.Float32,
+        "VARCHAR": types.String,
+        "BOOLEAN": types.Bool,
+        "TIMESTAMP WITH TIME ZONE": types.UnixTimestamp,
+        "TIMESTAMPTZ": types.UnixTimestamp,
+        "TIMESTAMP": types.UnixTimestamp,
+    }
+    if t in simple:
+        return simple[t]
+    if t.startswith("DECIMAL") or t == "HUGEINT":
+        return types.Float64
+    raise ConfigError(f"no Feast type for DuckDB type {duckdb_type!r}")
+
+
+class FeatureTables:
+    """The declared feature tables of one project, as Feast sources and schemas."""
+
+    def __init__(self, params: dict[str, Any], root: str | Path) -> None:
+        from featureops.features.spec import load_feature_tables
+
+        self.params = params
+        self.root = Path(root).resolve()
+        self.sources = source_specs(params)
+        self.tables: dict[str, FeatureTableSpec] = load_feature_tables(params, self.sources)
+        self.features_dir = Paths.from_params(params, self.root).features
+
+    @classmethod
+    def for_repo(cls, repo_file: str | Path) -> FeatureTables:
+        """Tables of the project that holds a feature repo (a file in it, or the folder)."""
+        repo = Path(repo_file).resolve()
+        repo = repo if repo.is_dir() else repo.parent
+        root = repo.parent
+        return cls(load_params(root / DEFAULT_PARAMS), root)
+
+    def _spec(self, table: str) -> FeatureTableSpec:
+        if table not in self.tables:
+            raise ConfigError(
+                f"feature table {table!r} is not declared in params.yaml: features "
+                f"(declared: {sorted(self.tables)})"
+            )
+        return self.tables[table]
+
+    def path(self, table: str) -> Path:
+        """Absolute path of a table's Parquet (Feast resolves relative paths inconsistently)."""
+        self._spec(table)
+        return (self.features_dir / f"{table}.parquet").resolve()
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, DuckDB type) of a table's feature columns (not keys or timestamps)."""
+        from featureops.features.compiler import output_schema
+
+        spec = self._spec(table)
+        skip = {*spec.keys, EVENT_TIMESTAMP, CREATED}
+        return [(n, t) for n, t in output_schema(spec, self.sources) if n not in skip]
+
+    def source(self, table: str, description: str = "") -> FileSource:
+        """A Feast FileSource over the table's Parquet (event and created timestamps)."""
+        from feast import FileSource
+
+        return FileSource(
+            name=f"{table}_source",
+            path=str(self.path(table)),
+            timestamp_field=EVENT_TIMESTAMP,
+            created_timestamp_column=CREATED,
+            description=description or f"Feature table {table} (params.yaml: features.{table}).",
+        )
+
+    def schema(self, table: str, only: list[str] | None = None) -> list[Field]:
+        """Feast Fields of the table's features, or of ``only`` those, in that order."""
+        from feast import Field
+
+        types = dict(self.columns(table))
+        names = list(types) if only is None else only
+        unknown = [n for n in names if n not in types]
+        if unknown:
+            raise ConfigError(f"feature table {table!r} has no feature(s) {unknown}")
+        return [Field(name=n, dtype=feast_type(types[n])) for n in names]
+
+    def names(self, table: str, pattern: str | None = None) -> list[str]:
+        """Feature names of a table, optionally those matching a regular expression."""
+        import re
+
+        names = [n for n, _ in self.columns(table)]
+        return names if pattern is None else [n for n in names if re.fullmatch(pattern, n)]
