@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         params, paths = stage_params(__doc__, argv)
         naive_tz = (params.get("ingest") or {}).get("naive_timezone", "UTC")
         results = [
-            ingest_source(spec, paths.landing, naive_tz) for spec in source_specs(params).values()
+            ingest_source(spec, paths.landing, naive_tz)
+            for spec in source_specs(params, for_ingest=True).values()
         ]
     except (IngestError, ConfigError, yaml.YAMLError) as exc:
         print(f"ingest failed: {one_line(exc)}", file=sys.stderr)

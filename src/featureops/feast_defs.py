@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featureops.config import DEFAULT_PARAMS, ConfigError, Paths, load_params, source_specs
+from featureops.config import DEFAULT_PARAMS, ConfigError, load_params, source_specs
 from featureops.conventions import CREATED, EVENT_TIMESTAMP
 
 if TYPE_CHECKING:
@@ -63,7 +63,10 @@ class FeatureTables:
         self.root = Path(root).resolve()
         self.sources = source_specs(params)
         self.tables: dict[str, FeatureTableSpec] = load_feature_tables(params, self.sources)
-        self.features_dir = Paths.from_params(params, self.root).features
+        try:  # only paths.features: the feast_apply stage declares no other path
+            self.features_dir = self.root / params["paths"]["features"]
+        except (KeyError, TypeError):
+            raise ConfigError("params.yaml: paths.features is required") from None
 
     @classmethod
     def for_repo(cls, repo_file: str | Path) -> FeatureTables:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from featureops.config import INTEGER_TYPES, STRING_TYPES, SourceSpec
+from featureops.config.sources import INTEGER_TYPES, STRING_TYPES, SourceSpec
 
 QUARANTINE_COLUMNS = ["source", "stage", "file", "line", "reason", "record"]
 CREATED = "created"

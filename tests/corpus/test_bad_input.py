@@ -738,12 +738,14 @@ def test_bad_source_setting_is_a_config_error_naming_the_key(overrides: dict, ke
 
 def test_ingest_default_share_comes_from_the_ingest_section() -> None:
     params = {"sources": {SOURCE: src()}, "ingest": {"max_bad_row_share": 0.1}}
-    assert source_specs(params)[SOURCE].max_bad_row_share == 0.1
+    assert source_specs(params, for_ingest=True)[SOURCE].max_bad_row_share == 0.1
     assert source_specs({"sources": {SOURCE: src()}})[SOURCE].max_bad_row_share == 0.5
     params["sources"][SOURCE]["max_bad_row_share"] = 0.3
-    assert source_specs(params)[SOURCE].max_bad_row_share == 0.3
+    assert source_specs(params, for_ingest=True)[SOURCE].max_bad_row_share == 0.3
     with pytest.raises(ConfigError, match=r"ingest\.max_bad_row_share"):
-        source_specs({"sources": {SOURCE: src()}, "ingest": {"max_bad_row_share": "half"}})
+        source_specs(
+            {"sources": {SOURCE: src()}, "ingest": {"max_bad_row_share": "half"}}, for_ingest=True
+        )
 
 
 def test_bad_setting_stops_the_stage_with_one_line(tmp_path: Path) -> None:

@@ -136,6 +136,18 @@ def generate_data(root: Path, params: dict, seed: int = 7) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in proc.stdout.split())
 
 
+def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file under a folder: sha256 and modification time (ns)."""
+    return {
+        p.relative_to(folder).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 def commit(root: Path, message: str) -> None:
     git(root, "add", "-A")
     git(root, "commit", "-qm", message, "--allow-empty")
@@ -268,6 +280,9 @@ def test_retail_example_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     counts = generate_data(root, params)
     assert int(counts["transactions"]) > 1000
     commit(root, "retail example: config, definitions")
+    landing = root / params["paths"]["landing"]
+    labels_dir = root / params["paths"]["labels"]
+    users_files = {"landing": snapshot(landing), "labels": snapshot(labels_dir)}
 
     dvc_repro(root)
     commit(root, "retail example: first repro")
@@ -294,6 +309,14 @@ def test_retail_example_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert parity["ok"] is True and parity["rows"] >= len(pairs), parity
 
     assert_platform_code_unchanged(root)
+    # No stage wrote, reverted or re-created a file in the user's folders.
+    assert {"landing": snapshot(landing), "labels": snapshot(labels_dir)} == users_files
+    # A new drop of the user's survives a repro and is ingested.
+    day = sorted((landing / "transactions").glob("*.csv"))[-1]
+    extra = day.with_name("2026-03-21-late.csv")
+    extra.write_text(day.read_text().splitlines()[0] + "\n")  # header only: no rows
+    dvc_repro(root)
+    assert extra.exists() and extra.read_text().count("\n") == 1
     evaluation = json.loads((metrics / "evaluate.json").read_text())
     model, baseline = evaluation["model"], evaluation["baseline_prevalence"]
     assert model["pr_auc"] > baseline["pr_auc"], evaluation

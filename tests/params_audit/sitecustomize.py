@@ -63,14 +63,25 @@ class TrackedParams(dict):
 
 def _install(folder: Path) -> None:
     import featureops.config as config
+    import featureops.config.params as params_module
 
     log: set[str] = set()
-    original = config.load_params
+    original = params_module.load_params
 
     def load_params(*args: Any, **kwargs: Any) -> dict:
         return TrackedParams(original(*args, **kwargs), "", log)
 
-    config.load_params = load_params
+    config.load_params = load_params  # `from featureops.config import load_params`
+    params_module.load_params = load_params  # stage_params
+
+    import featureops.config.schema as schema  # the schema check reads everything: not a use
+
+    original_check = schema.check_params
+
+    def check_params(params: dict, *args: Any, **kwargs: Any) -> Any:
+        return original_check(dict(dict.items(params)), *args, **kwargs)
+
+    schema.check_params = check_params
 
     def dump() -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from featureops.config import ConfigError
-from featureops.params_schema import check_params
+from featureops.config.schema import check_params
 from tests.conftest import load_repo_params
 
 

@@ -1,81 +1,12 @@
-"""Load ``params.yaml`` and give typed views of the parts stages need."""
+"""``params.yaml: sources``: each raw source's files, schema, read options and id checks."""
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-DEFAULT_PARAMS = Path("params.yaml")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed."""
-
-
-def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read the params file; raise ConfigError with the path if it is missing or invalid."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"params file not found: {path.resolve()}")
-    with path.open() as fh:
-        params = yaml.safe_load(fh)
-    if not isinstance(params, dict):
-        raise ConfigError(f"{path}: expected a mapping at top level")
-    return params
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Data locations, resolved against a root directory."""
-
-    root: Path
-    landing: Path
-    interim: Path
-    validated: Path
-    quarantine: Path
-    features: Path
-    artifacts: Path
-    reports: Path
-    metrics: Path
-    plots: Path
-    frames: Path
-    candidate: Path
-    registry: Path
-    feature_log: Path
-    labels: Path
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any], root: str | Path = ".") -> Paths:
-        root = Path(root)
-        try:
-            raw = params["paths"]
-            return cls(root=root, **{k: root / raw[k] for k in _PATH_KEYS})
-        except KeyError as exc:
-            raise ConfigError(f"params.yaml: missing paths.{exc.args[0]}") from exc
-
-
-_PATH_KEYS = (
-    "landing",
-    "interim",
-    "validated",
-    "quarantine",
-    "features",
-    "artifacts",
-    "reports",
-    "metrics",
-    "plots",
-    "frames",
-    "candidate",
-    "registry",
-    "feature_log",
-    "labels",
-)
-
+from featureops.config.errors import ConfigError
 
 ENCODINGS = {
     "utf-8": "utf-8",
@@ -365,18 +296,19 @@ class SourceSpec:
         return spec
 
 
-def source_specs(params: dict[str, Any]) -> dict[str, SourceSpec]:
+def source_specs(params: dict[str, Any], *, for_ingest: bool = False) -> dict[str, SourceSpec]:
     """All configured sources, by name, in the order declared.
 
-    ``sources.<name>.max_bad_row_share`` defaults to ``ingest.max_bad_row_share`` (0.5).
+    With ``for_ingest``, ``sources.<name>.max_bad_row_share`` defaults to
+    ``ingest.max_bad_row_share`` (0.5); other stages do not read the ``ingest`` section.
     """
     sources = params.get("sources")
     if not sources:
         raise ConfigError("params.yaml: no sources configured")
     if not isinstance(sources, dict):
         raise ConfigError("params.yaml: sources must map source names to their settings")
-    ingest = params.get("ingest") or {}
     default = DEFAULT_MAX_BAD_ROW_SHARE
+    ingest = (params.get("ingest") or {}) if for_ingest else {}
     if ingest.get("max_bad_row_share") is not None:
         default = _share(ingest["max_bad_row_share"], "ingest.max_bad_row_share")
     return {
@@ -385,18 +317,3 @@ def source_specs(params: dict[str, Any]) -> dict[str, SourceSpec]:
     }
 
 
-def stage_params(
-    description: str | None, argv: list[str] | None, sections: tuple[str, ...] = ()
-) -> tuple[dict[str, Any], Paths]:
-    """Parse a DVC stage's command line (``--params``); return the params and their paths.
-
-    Raises ConfigError naming the file if it lacks one of the required ``sections``.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    for section in sections:
-        if section not in params:
-            raise ConfigError(f"{args.params}: no {section} section")
-    return params, Paths.from_params(params)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from featureops.config import ConfigError
+from featureops.config.errors import ConfigError
 
 
 class _Section(BaseModel):
