@@ -110,13 +110,13 @@ class ParamsModel(BaseModel):
     sources: dict[str, dict[str, Any]]
     features: dict[str, dict[str, Any]]
     label: dict[str, Any]
-    ingest: IngestModel = IngestModel()
-    validate_: ValidateModel = Field(ValidateModel(), alias="validate")
-    transform: TransformModel = TransformModel()
+    ingest: IngestModel = Field(default_factory=IngestModel)
+    validate_: ValidateModel = Field(default_factory=ValidateModel, alias="validate")
+    transform: TransformModel = Field(default_factory=TransformModel)
     feast: FeastModel
     train: TrainModel
     monitor: MonitorModel
-    serving: ServingModel = ServingModel()
+    serving: ServingModel = Field(default_factory=ServingModel)
 
 
 def _where(loc: tuple[Any, ...]) -> str:
