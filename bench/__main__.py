@@ -13,7 +13,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import pipeline_bench, retrieval, serving_bench
+from bench import pipeline_bench, retrieval, serving_bench, transform_bench
 
 OUT = Path(__file__).resolve().parent
 # simulator overrides for the large pipeline run (about 25x the demo's sensor rows)
@@ -46,7 +46,7 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-PARTS = ("retrieval", "materialization", "online", "pipeline")
+PARTS = ("retrieval", "materialization", "online", "pipeline", "transform")
 
 
 def run_part(part: str, quick: bool) -> dict:
@@ -72,6 +72,8 @@ def run_part(part: str, quick: bool) -> dict:
             "online": serving_bench.online_latency("feature_repo"),
             "service": serving_bench.service(),
         }
+    if part == "transform":  # quick: the demo and 724k sizes; full: also 10M sensor rows
+        return {"transform": transform_bench.run(quick)}
     out = {"pipeline": pipeline_bench.run()}
     if not quick:
         print(f"pipeline, large size {LARGE_PIPELINE}:")
@@ -134,6 +136,8 @@ conversion and `online_write_batch`, and Feast's stock `FeatureStore.materialize
 {table(r["online"] + r["service"], ["what", "entities", "p50_ms", "p99_ms", "n", "requests_per_s"])}
 
 {pipelines}"""
+    if "transform" in r:
+        text += "\n" + transform_bench.markdown(r["transform"])
     (OUT / "results.md").write_text(text)
 
 
