@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-import pandas as pd
 from data_sources import (
     history_source,
     label_source,
@@ -15,10 +14,14 @@ from feast import FeatureView, Field
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64
 
+# TTLs follow the data's delivery: the demo's sensor, maintenance and failure drops are daily
+# files known 24 h after their date (sources.*.created), so at any time the newest *known*
+# reading is 1-24 h old. 48 h tolerates one late or missing drop; older values are stale
+# (null in training frames "as known at", flagged by serving).
 sensor_stats = FeatureView(
     name="sensor_stats",
     entities=[machine],
-    ttl=timedelta(hours=3),
+    ttl=timedelta(hours=48),
     schema=tables.schema("sensor_stats"),
     source=sensor_source,
     online=True,
@@ -28,7 +31,7 @@ sensor_stats = FeatureView(
 machine_history = FeatureView(
     name="machine_history",
     entities=[machine],
-    ttl=timedelta(hours=3),
+    ttl=timedelta(hours=48),
     schema=tables.schema("machine_history"),
     source=history_source,
     online=True,
@@ -64,22 +67,22 @@ _trend_inputs = tables.names("sensor_stats", r"(vibration|temperature)_mean_\d+h
 @on_demand_feature_view(
     sources=[sensor_stats[_trend_inputs]],
     schema=[Field(name=n, dtype=Float64) for n in ("vibration_trend", "temperature_trend")],
-    mode="pandas",
+    mode="python",
     description="Shortest-window minus longest-window mean: the same code offline and online.",
 )
-def sensor_trends(inputs: pd.DataFrame) -> pd.DataFrame:
-    # Self-contained (Feast serializes this function into the registry): windows are read
-    # from the input column names, `<col>_mean_<w>h`.
+def sensor_trends(inputs: dict) -> dict:
+    # Self-contained (Feast stores its source). Lists in, lists out; None stays None.
     import re
 
-    out = pd.DataFrame(index=inputs.index)
+    out = {}
     for col in ("vibration", "temperature"):
         windows = sorted(
-            int(m.group(1))
-            for c in inputs.columns
-            if (m := re.fullmatch(rf"{col}_mean_(\d+)h", c.split("__")[-1]))
+            int(m.group(1)) for name in inputs if (m := re.fullmatch(rf"{col}_mean_(\d+)h", name))
         )
-        short = next(c for c in inputs.columns if c.endswith(f"{col}_mean_{windows[0]}h"))
-        long = next(c for c in inputs.columns if c.endswith(f"{col}_mean_{windows[-1]}h"))
-        out[f"{col}_trend"] = (inputs[short] - inputs[long]).astype("float64")
+        short = inputs[f"{col}_mean_{windows[0]}h"]
+        long = inputs[f"{col}_mean_{windows[-1]}h"]
+        out[f"{col}_trend"] = [
+            None if a is None or b is None else float(a - b)
+            for a, b in zip(short, long, strict=True)
+        ]
     return out

@@ -1,4 +1,7 @@
-"""DVC stage `evaluate`: the candidate on the later time window vs a trivial baseline."""
+"""DVC stage `evaluate`: the candidate on the later time window vs a trivial baseline.
+
+The metrics and plots are replaced together, atomically (``featureops.io.staged_outputs``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import sys
 import pandas as pd
 
 from featureops.config import stage_params
-from featureops.io import write_json
+from featureops.io import staged_outputs, write_json
 from featureops.labels import LabelSpec
 from featureops.registry import load_model
 from featureops.training import (
@@ -43,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             str(split.evaluate.event_timestamp.max()),
         ],
     }
-    write_json(metrics, paths.metrics / "evaluate.json")
-    for name, rows in curves(y, p, threshold).items():
-        write_json(rows, paths.plots / f"{name}.json")
+    plots = {paths.plots / f"{name}.json": rows for name, rows in curves(y, p, threshold).items()}
+    metrics_file = paths.metrics / "evaluate.json"
+    with staged_outputs(files=[metrics_file, *plots]) as out:
+        write_json(metrics, out.path(metrics_file))
+        for path, rows in plots.items():
+            write_json(rows, out.path(path))
     m, b = metrics["model"], metrics["baseline_prevalence"]
     print(
         f"evaluate: model ROC AUC {m['roc_auc']:.3f} PR AUC {m['pr_auc']:.3f} F1 {m['f1']:.3f}; "

@@ -2,7 +2,8 @@
 
 Bad input never ends in a traceback: a file that cannot be ingested (or a bad setting) stops
 the stage with one line on stderr naming the file and the setting or check, exit status 1, and
-nothing is written.
+nothing is written. Outputs are replaced together, atomically (``featureops.io.staged_outputs``):
+a killed run leaves the previous version.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import yaml
 
 from featureops.config import ConfigError, source_specs, stage_params
 from featureops.ingest import IngestError, ingest_source, one_line
-from featureops.io import write_json, write_parquet
+from featureops.io import staged_outputs, write_json, write_parquet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,14 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     except (IngestError, ConfigError, yaml.YAMLError) as exc:
         print(f"ingest failed: {one_line(exc)}", file=sys.stderr)
         return 1
-    for result in results:  # write only once every source has parsed
-        write_parquet(result.accepted, paths.interim / f"{result.source}.parquet")
-        write_parquet(result.quarantined, paths.quarantine / "ingest" / f"{result.source}.parquet")
     summary = {r.source: r.stats for r in results}
     summary["total"] = {
         k: sum(r.stats[k] for r in results) for k in ("rows_in", "accepted", "quarantined")
     }
-    write_json(summary, paths.metrics / "ingest.json")
+    quarantine, metrics = paths.quarantine / "ingest", paths.metrics / "ingest.json"
+    # write only once every source has parsed; replace the previous version as a whole
+    with staged_outputs(dirs=[paths.interim, quarantine], files=[metrics]) as out:
+        for result in results:
+            write_parquet(result.accepted, out.path(paths.interim) / f"{result.source}.parquet")
+            write_parquet(result.quarantined, out.path(quarantine) / f"{result.source}.parquet")
+        write_json(summary, out.path(metrics))
     for r in results:
         print(f"ingest {r.source}: {r.stats}")
     return 0

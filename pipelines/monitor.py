@@ -10,9 +10,10 @@ from featureops.config import stage_params
 from featureops.conventions import EVENT_TIMESTAMP
 from featureops.drift_report import render_report
 from featureops.frames import compile_plan, open_store
-from featureops.io import write_json, write_text
+from featureops.io import staged_outputs, write_json, write_text
 from featureops.labels import LabelSpec, label_rows
 from featureops.monitoring import current_window, monitor, summary_metrics, watched_model
+from featureops.store.registry import RegistryLocationError, check_registry_location
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,13 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     cfg = params["monitor"]
     label = LabelSpec.from_params(params)
     store = open_store(params["feast"]["repo"])
+    try:
+        check_registry_location(store)
+    except RegistryLocationError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 1
     watched = watched_model(paths.registry, paths.candidate)
     service = watched.manifest["feature_service"]
     rows = label_rows(label, paths, compile_plan(store, service).join_keys)
-    current = current_window(store, service, rows, float(cfg["current_days"]))
+    known_at = bool(params["train"]["as_known_at"])  # retrieve as the training frame was
+    current = current_window(store, service, rows, float(cfg["current_days"]), known_at)
     label_end = rows[EVENT_TIMESTAMP].max() + pd.Timedelta(microseconds=1)
     result = monitor(watched, current, cfg, label.name, label_end - label.horizon)
-    write_json(summary_metrics(result), paths.metrics / "monitor.json")
+    metrics = paths.metrics / "monitor.json"
+    with staged_outputs(files=[metrics]) as out:
+        write_json(summary_metrics(result), out.path(metrics))
     report = write_text(render_report(result), paths.reports / "drift_report.html")
     status = "ALERT" if result["alert"] else "ok"
     print(

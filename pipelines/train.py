@@ -1,4 +1,8 @@
-"""DVC stage `train`: training frame through the feature service -> model candidate + lineage."""
+"""DVC stage `train`: training frame through the feature service -> model candidate + lineage.
+
+The frame (with its lineage) and the candidate are replaced together, atomically
+(``featureops.io.staged_outputs``): a failed or killed run leaves the previous version.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import sys
 
 from featureops.config import stage_params
 from featureops.frames import compile_plan, open_store
-from featureops.io import write_parquet
+from featureops.io import staged_outputs, write_parquet
 from featureops.labels import LabelSpec, label_rows
 from featureops.lineage import now_utc
 from featureops.monitoring import REFERENCE_FILE, reference_sample
 from featureops.registry import save_model
+from featureops.store.registry import RegistryLocationError, check_registry_location
 from featureops.training import predict_proba, split_time, time_split, train_model
 from featureops.training_frames import manifest_path, write_training_frame
 
@@ -20,16 +25,33 @@ def main(argv: list[str] | None = None) -> int:
     cfg = params["train"]
     label = LabelSpec.from_params(params)
     store = open_store(params["feast"]["repo"])
+    try:
+        check_registry_location(store)
+    except RegistryLocationError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 1
     plan = compile_plan(store, cfg["feature_service"])
     entities = label_rows(
         label, paths, plan.join_keys, start=cfg["frame_start"], end=cfg["frame_end"]
     )
-    frame_file = paths.frames / "train.parquet"
+    with staged_outputs(dirs=[paths.frames, paths.candidate]) as out:
+        manifest = _train(params, paths, store, plan, label, entities, out)
+    print(
+        f"train: {manifest['train_rows']} rows, {len(manifest['features'])} features, "
+        f"model sha256 {manifest['sha256'][:16]}"
+    )
+    return 0
+
+
+def _train(params, paths, store, plan, label, entities, out) -> dict:
+    """Write the frame and the candidate into the staged output folders ``out``."""
+    cfg = params["train"]
+    frame_file = paths.frames / "train.parquet"  # where it will be: recorded in the manifest
     frame, frame_manifest = write_training_frame(
         store,
         cfg["feature_service"],
         entities,
-        frame_file,
+        out.path(paths.frames) / frame_file.name,
         as_known_at=bool(cfg["as_known_at"]),
         params=params,
     )
@@ -38,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     reference = reference_sample(
         split.train, predict_proba(model, split.train), int(params["monitor"]["reference_rows"])
     )
-    write_parquet(reference, paths.candidate / REFERENCE_FILE)  # drift reference for monitoring
-    manifest = save_model(
+    candidate = out.path(paths.candidate)
+    write_parquet(reference, candidate / REFERENCE_FILE)  # drift reference for monitoring
+    return save_model(
         model,
-        paths.candidate,
+        candidate,
         {
             "kind": "model",
             "created_at": now_utc(),
@@ -61,12 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             "definitions_fingerprint": frame_manifest["definitions_fingerprint"],
             "git": frame_manifest["git"],
         },
+        frame_manifest=frame_manifest,
     )
-    print(
-        f"train: {len(split.train)} rows, {len(manifest['features'])} features, "
-        f"model sha256 {manifest['sha256'][:16]}"
-    )
-    return 0
 
 
 if __name__ == "__main__":

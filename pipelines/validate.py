@@ -1,7 +1,9 @@
 """DVC stage `validate`: Great Expectations suites per source; quarantine failing rows.
 
 A batch that fails (or a bad setting) stops the stage with one line on stderr naming the source,
-the file and the check, exit status 1, and nothing is written.
+the file and the check, exit status 1, and nothing is written. The validated Parquet, the
+quarantine and the metrics are replaced together, atomically (``featureops.io.staged_outputs``):
+a failed or killed run leaves the previous version.
 """
 
 from __future__ import annotations
@@ -13,15 +15,31 @@ import yaml
 
 from featureops.config import ConfigError, stage_params
 from featureops.ingest import one_line
-from featureops.validation import BatchValidationError, parse_reference_time, run_validate
+from featureops.io import staged_outputs
+from featureops.validation import (
+    METRICS_FILE,
+    STAGE,
+    BatchValidationError,
+    parse_reference_time,
+    run_validate,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
-        params, _ = stage_params(__doc__, argv)
+        params, paths = stage_params(__doc__, argv)
         reference = parse_reference_time((params.get("validate") or {}).get("reference_time"))
-        summary = run_validate(params, reference_time=reference)
+        quarantine, metrics = paths.quarantine / STAGE, paths.metrics / METRICS_FILE
+        with staged_outputs(dirs=[paths.validated, quarantine], files=[metrics]) as out:
+            # run_validate writes <validated>/, <quarantine>/validate/ and <metrics>/validate.json
+            params["paths"] = {
+                **params["paths"],
+                "validated": str(out.path(paths.validated)),
+                "quarantine": str(out.container(quarantine)),
+                "metrics": str(out.container(metrics)),
+            }
+            summary = run_validate(params, reference_time=reference)
     except (BatchValidationError, ConfigError, ValueError, yaml.YAMLError) as exc:
         print(f"validate failed: {one_line(exc)}", file=sys.stderr)
         return 1

@@ -219,20 +219,14 @@ def model_list(params_path: ParamsOpt = Path("params.yaml")) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default: serving.host")] = None,
     port: Annotated[int | None, typer.Option(help="default: serving.port")] = None,
+    workers: Annotated[int | None, typer.Option(help="default: serving.workers (2)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Start the prediction service (FastAPI + uvicorn)."""
-    import uvicorn
+    """Start the prediction service (several worker processes sharing nothing mutable)."""
+    from featureops.serving import run
 
-    from featureops.serving import create_app
-
-    cfg = _params(params_path).get("serving", {})
-    uvicorn.run(
-        create_app(params_path),
-        host=host or cfg.get("host", "127.0.0.1"),
-        port=port or int(cfg.get("port", 8000)),
-        log_level="info",
-    )
+    _params(params_path)  # one clear line if the params file is missing or invalid
+    run(params_path, host, port, workers)
 
 
 @app.command()

@@ -209,12 +209,14 @@ def build_frame(
     service_name: str,
     entity_df: pd.DataFrame,
     *,
-    as_known_at: bool = False,
+    as_known_at: bool = True,
     plan: RetrievalPlan | None = None,
 ) -> pd.DataFrame:
     """The point-in-time-correct frame: entity columns plus exactly the service's features.
 
-    ``plan`` overrides the compiled plan (used to read older data versions when reproducing).
+    As known at each entity time by default (a feature row counts only once its ``created``
+    has passed: what serving could have read then); ``as_known_at=False`` gives the rows as
+    recorded (Feast's own semantics, leaky for late data). ``plan`` overrides the compiled plan (used to read older data versions when reproducing).
     """
     plan = plan or compile_plan(store, service_name)
     entities = coerce_entity_keys(check_entity_frame(entity_df, plan.join_keys), plan.key_types)

@@ -3,6 +3,10 @@
 A manifest records the git commit (and whether the tree was dirty), the DVC hashes of the
 data read, the params, the feature service and a fingerprint of its definitions, checksums
 of the entity frame and of the result, row count, library versions and creation time.
+
+Data versions are recorded by md5, the hash DVC stores objects under, so any recorded input
+can be fetched back without its commit: from the workspace, the DVC cache, or the default
+DVC remote (:func:`locate_data`, the one adapter over DVC's Python API).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +38,13 @@ LIBRARIES = (
 )
 
 
+DVC_STAGE_ENV = "DVC_STAGE"  # DVC sets it for every stage command it runs
+
+
+class DataNotFoundError(RuntimeError):
+    """A recorded data version is in neither the workspace, the DVC cache nor the remote."""
+
+
 def git_state(root: str | Path = ".") -> dict[str, Any]:
     """The HEAD commit and dirty flag of the repository at ``root`` (None outside git)."""
 
@@ -42,6 +55,55 @@ def git_state(root: str | Path = ".") -> dict[str, Any]:
     commit = run("rev-parse", "HEAD")
     status = run("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def output_commit(
+    root: str | Path = ".", data: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The manifest's ``git`` section: HEAD, dirty flag, and the commit the outputs belong to.
+
+    ``outputs_commit`` is HEAD only when that is certain: a clean tree, not inside a DVC
+    stage, and every input (``data``, from :func:`data_versions`) listed in ``dvc.lock``.
+    A stage's outputs belong to the commit that will record its ``dvc.lock``, which does not
+    exist while it runs: then it is null and ``note`` says why. Reproducing never needs it
+    (inputs are fetched by md5).
+    """
+    state = git_state(root)
+    stage = os.environ.get(DVC_STAGE_ENV) or None
+    commit = state["commit"]
+    listed = [v.get("in_dvc_lock") for v in (data or {}).values()]
+    by_md5 = (
+        "reproduce reads every input by its md5 (workspace, DVC cache, then the default DVC "
+        "remote) and does not need this commit"
+    )
+    outputs = None
+    if commit is None:
+        note = f"not built inside a git repository; {by_md5}"
+    elif stage:
+        note = (
+            f"built by the DVC stage {stage!r} on top of commit {commit[:12]}: its outputs "
+            "belong to the commit that records this run's dvc.lock, which did not exist yet "
+            f"(find it with `git log -- dvc.lock`); {by_md5}"
+        )
+    elif state["dirty"]:
+        note = (
+            f"built in a working tree with uncommitted changes on top of commit {commit[:12]}; "
+            f"{by_md5} (`git commit` and `dvc push` to share them)"
+        )
+    elif False in listed:
+        note = (
+            f"the git tree is clean at {commit[:12]} but some inputs are not the versions its "
+            f"dvc.lock records (see data.*.in_dvc_lock); {by_md5}"
+        )
+    elif None in listed:
+        note = (
+            f"the git tree is clean at {commit[:12]} but some inputs cannot be checked against "
+            f"its dvc.lock (their directory listing is not in the local DVC cache); {by_md5}"
+        )
+    else:
+        outputs = commit
+        note = f"the inputs are the data versions recorded by dvc.lock at commit {commit[:12]}"
+    return {**state, "dvc_stage": stage, "outputs_commit": outputs, "note": note}
 
 
 def file_md5(path: str | Path) -> str:
@@ -66,8 +128,48 @@ def dvc_lock_outs(root: str | Path = ".") -> dict[str, dict[str, Any]]:
     return outs
 
 
+def _default_cache_dir(root: Path) -> Path | None:
+    """DVC's local cache of md5 objects (``.dvc/cache/files/md5``; None if configured elsewhere).
+
+    Only the default layout is read here (cheap, no DVC import); :func:`locate_data` asks
+    DVC itself.
+    """
+    for name in ("config.local", "config"):
+        config = root / ".dvc" / name
+        if config.exists() and re.search(
+            r"(?m)^\s*\[\s*cache\s*\][^\[]*^\s*dir\s*=", config.read_text()
+        ):
+            return None
+    return root / ".dvc" / "cache" / "files" / "md5"
+
+
+def _dir_listing(root: Path, dir_md5: str) -> dict[str, str] | None:
+    """relpath -> md5 of a DVC directory object in the local cache (None if not there)."""
+    cache = _default_cache_dir(root)
+    if cache is None:
+        return None
+    path = cache / dir_md5[:2] / dir_md5[2:]
+    try:
+        return {e["relpath"]: e["md5"] for e in json.loads(path.read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _in_dvc_lock(root: Path, rel: str, md5: str, owner: dict[str, Any] | None) -> bool | None:
+    """Whether ``dvc.lock`` records exactly these bytes for ``rel`` (None: cannot tell)."""
+    if owner is None or not owner.get("md5"):
+        return False
+    if not str(owner["md5"]).endswith(".dir"):
+        return owner["md5"] == md5
+    listing = _dir_listing(root, str(owner["md5"]))
+    if listing is None:
+        return None
+    return listing.get(rel[len(owner["dvc_out"].rstrip("/")) + 1 :]) == md5
+
+
 def data_versions(files: list[Path], root: str | Path = ".") -> dict[str, dict[str, Any]]:
-    """For each data file read: its md5 and the ``dvc.lock`` output that contains it."""
+    """For each data file read: its md5, the ``dvc.lock`` output that contains it, and
+    whether ``dvc.lock`` records exactly this version of it (``in_dvc_lock``)."""
     root = Path(root).resolve()
     outs = dvc_lock_outs(root)
     versions = {}
@@ -82,8 +184,71 @@ def data_versions(files: list[Path], root: str | Path = ".") -> dict[str, dict[s
             ),
             None,
         )
-        versions[rel] = {"md5": file_md5(path), "dvc": owner}
+        md5 = file_md5(path)
+        versions[rel] = {
+            "md5": md5,
+            "dvc": owner,
+            "in_dvc_lock": _in_dvc_lock(root, rel, md5, owner),
+        }
     return versions
+
+
+def locate_data(
+    root: str | Path, md5: str, candidates: list[Path] | tuple[Path, ...] = (), what: str = ""
+) -> tuple[Path, str]:
+    """A local file whose bytes have ``md5``, and where it was found.
+
+    Looks at ``candidates`` (workspace files), then DVC's local cache, then pulls the object
+    from the default DVC remote into the cache. A file inside a directory output is stored
+    by its own md5 too, so this works for single files of ``data/features/``. No git
+    revision is involved. Raises :class:`DataNotFoundError` when the version is nowhere.
+    """
+    for path in candidates:
+        path = Path(path)
+        if path.is_file() and file_md5(path) == md5:
+            return path, "workspace"
+    label = what or md5
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        repo = Repo(str(root))
+    except NotDvcRepoError:
+        raise DataNotFoundError(
+            f"{label} (md5 {md5}) changed and {root} is not a DVC repository to fetch it from"
+        ) from None
+    with repo:
+        cached = Path(repo.cache.local.oid_to_path(md5))
+        if cached.is_file():
+            if file_md5(cached) == md5:
+                return cached, "dvc at cache"
+            raise DataNotFoundError(
+                f"{label}: the DVC cache object {cached} is corrupt (md5 differs): delete it "
+                "and retry to fetch it from the remote"
+            )
+        return _pull(repo, md5, cached, label)
+
+
+def _pull(repo: Any, md5: str, cached: Path, label: str) -> tuple[Path, str]:
+    """Fetch one md5 object from the default remote into the local cache."""
+    from dvc.config import NoRemoteError
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    missing = f"{label} (md5 {md5}) is in neither the workspace nor the DVC cache"
+    try:
+        remote = repo.cloud.get_remote(command="fetch")
+    except NoRemoteError:
+        raise DataNotFoundError(f"{missing}, and no default DVC remote is configured") from None
+    where = f"remote {remote.name!r} ({remote.path})"
+    try:
+        repo.cloud.pull([HashInfo("md5", md5)], remote=remote.name)
+    except Exception as exc:  # any remote backend error: report it with the object's name
+        raise DataNotFoundError(f"{missing}, and fetching it from {where} failed: {exc}") from exc
+    if not cached.is_file():
+        raise DataNotFoundError(f"{missing} nor on {where}: run `dvc push` in a clone that has it")
+    if file_md5(cached) != md5:
+        raise DataNotFoundError(f"{label}: the object fetched from {where} has another md5")
+    return cached, f"dvc at remote {remote.name!r}"
 
 
 def frame_sha256(df: pd.DataFrame) -> str:

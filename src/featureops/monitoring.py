@@ -55,12 +55,20 @@ def watched_model(registry_dir: Path, candidate_dir: Path) -> ModelUnderWatch:
 
 
 def current_window(
-    store: FeatureStore, service: str, label_rows: pd.DataFrame, days: float
+    store: FeatureStore,
+    service: str,
+    label_rows: pd.DataFrame,
+    days: float,
+    as_known_at: bool = True,
 ) -> pd.DataFrame:
-    """The last ``days`` of label rows, through the feature service (labels kept)."""
+    """The last ``days`` of label rows, through the feature service (labels kept).
+
+    Retrieved the way the watched model's training frame was (``as_known_at``), so a
+    difference is drift, not a change of retrieval semantics.
+    """
     end = label_rows[EVENT_TIMESTAMP].max() + pd.Timedelta(microseconds=1)
     recent = label_rows[label_rows[EVENT_TIMESTAMP] >= end - pd.Timedelta(days=days)]
-    return build_frame(store, service, recent.reset_index(drop=True))
+    return build_frame(store, service, recent.reset_index(drop=True), as_known_at=as_known_at)
 
 
 def monitor(

@@ -1,9 +1,16 @@
 """Retraining loop: compare the candidate with production on the same recent window and
-promote it only if it is better; both evaluations are recorded in the registry."""
+promote it only if it is better; both evaluations are recorded in the registry.
+
+``decisions.jsonl`` is append-only: each decision is one line written with a single
+``O_APPEND`` write and fsync'd, so earlier decisions are never rewritten and a crash can at
+worst leave a torn last line, which :func:`read_decisions` skips and the next append
+starts after.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +18,6 @@ import pandas as pd
 
 from featureops import registry
 from featureops.conventions import EVENT_TIMESTAMP
-from featureops.io import atomic_path
 from featureops.lineage import now_utc
 from featureops.training import classification_metrics, predict_proba, split_time, time_split
 
@@ -44,7 +50,20 @@ def decide(
     min_improvement: float,
 ) -> dict[str, Any]:
     """Register and promote the candidate if its PR AUC beats production's by more than
-    ``min_improvement``; append the decision (with both evaluations) to the registry log."""
+    ``min_improvement``; append the decision (with both evaluations) to the registry log.
+
+    The registry stays locked from reading production to logging the decision."""
+    with registry.locked(registry_dir):
+        return _decide(registry_dir, candidate_dir, window, label, min_improvement)
+
+
+def _decide(
+    registry_dir: Path,
+    candidate_dir: Path,
+    window: pd.DataFrame,
+    label: str,
+    min_improvement: float,
+) -> dict[str, Any]:
     candidate, cand_manifest = registry.load_model(candidate_dir)
     threshold = float(cand_manifest["threshold"])
     current = registry.production_version(registry_dir)
@@ -84,18 +103,54 @@ def decide(
     decision["promoted"] = promote
     if promote:
         version = registry.register(candidate_dir, registry_dir)
-        registry.promote(registry_dir, version, reason=decision["reason"])
         decision["version"] = version
-        manifest_path = Path(registry_dir) / version / registry.MANIFEST_FILE
-        manifest = json.loads(manifest_path.read_text()) | {"promotion": decision}
-        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    _append_decision(registry_dir, decision)
+        # The version's manifest records why before production points at it.
+        registry.update_manifest(Path(registry_dir) / version, {"promotion": decision})
+        registry.promote(registry_dir, version, reason=decision["reason"])
+    append_decision(registry_dir, decision)
     return decision
 
 
-def _append_decision(registry_dir: Path, decision: dict[str, Any]) -> None:
+def append_decision(registry_dir: Path, decision: dict[str, Any]) -> None:
+    """Append one decision as one JSON line (one write, then fsync); never rewrite the log."""
     path = Path(registry_dir) / DECISIONS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else ""
-    with atomic_path(path) as tmp:
-        tmp.write_text(old + json.dumps(decision, sort_keys=True, default=str) + "\n")
+    line = (json.dumps(decision, sort_keys=True, default=str) + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # a torn last line (crash mid-write): start on a fresh line
+        written = os.write(fd, line)
+        if written != len(line):  # a short write: finish it (still appending)
+            os.write(fd, line[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if size == 0:  # a new file: make its directory entry durable too
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_decisions(registry_dir: Path) -> list[dict[str, Any]]:
+    """Every decision in the log, oldest first; a torn (unparseable) line is skipped."""
+    path = Path(registry_dir) / DECISIONS_FILE
+    if not path.exists():
+        return []
+    decisions = []
+    for line in path.read_text().splitlines():
+        try:
+            decisions.append(json.loads(line))
+        except ValueError:
+            continue
+    return decisions

@@ -62,7 +62,7 @@ def random_entities(rng: np.random.Generator, n: int = 300) -> pd.DataFrame:
 def test_frame_equals_feasts_own_offline_store(project) -> None:
     _, _, _, store = project
     entities = random_entities(np.random.default_rng(3))
-    ours = build_frame(store, SERVICE, entities)
+    ours = build_frame(store, SERVICE, entities, as_known_at=False)  # Feast's semantics
     service = store.get_feature_service(SERVICE)
     feast = store.get_historical_features(entity_df=entities, features=service).to_df()
     assert len(ours) == len(entities)
@@ -92,7 +92,10 @@ def test_online_reads_match_the_offline_frame_at_materialization_time(project) -
         features=store.get_feature_service(SERVICE),
         entity_rows=[{"machine_id": m} for m in machines],
     ).to_df()
-    entities = pd.DataFrame({"machine_id": machines, "event_timestamp": pd.Timestamp(end)})
+    # Online holds each machine's latest row; offline "as known at" sees it once it is known
+    # (the synthetic rows are created 1 h after their timestamp).
+    known = pd.Timestamp(end) + pd.Timedelta(hours=1)
+    entities = pd.DataFrame({"machine_id": machines, "event_timestamp": known})
     offline = build_frame(store, SERVICE, entities)
     for col in [c for c in offline.columns if c not in entities.columns]:
         for i in range(len(machines)):
@@ -131,7 +134,7 @@ def test_as_known_at_hides_rows_created_after_the_entity_time(project) -> None:
     _, _, _, store = project
     # feature rows are created 1 h after their event time
     entities = pd.DataFrame({"machine_id": [1], "event_timestamp": [T0 + pd.Timedelta(hours=10)]})
-    normal = build_frame(store, SERVICE, entities)
+    normal = build_frame(store, SERVICE, entities, as_known_at=False)
     known = build_frame(store, SERVICE, entities, as_known_at=True)
     sensors = project[2]["sensor_stats"]
     row = sensors[(sensors.machine_id == 1)].set_index("event_timestamp")

@@ -315,5 +315,3 @@ def source_specs(params: dict[str, Any], *, for_ingest: bool = False) -> dict[st
         name: SourceSpec.from_params(name, raw, default_max_bad_row_share=default)
         for name, raw in sources.items()
     }
-
-

@@ -1,0 +1,1 @@
+"""The Feast registry and online store of one project folder: safe apply, location checks."""
