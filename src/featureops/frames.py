@@ -66,9 +66,27 @@ def open_store(repo_path: str | Path) -> FeatureStore:
     from feast import FeatureStore
 
     repo_path = Path(repo_path)
-    if not (repo_path / "feature_store.yaml").exists():
+    config_file = repo_path / "feature_store.yaml"
+    if not config_file.exists():
         raise FrameError(f"no feature_store.yaml in {repo_path.resolve()}")
+    registry = _registry_path(config_file)
+    if registry is not None and not registry.exists():
+        raise FrameError(
+            f"no Feast registry at {registry.resolve()}: run `dvc repro` (or `make run`) first"
+        )
     return FeatureStore(repo_path=str(repo_path))
+
+
+def _registry_path(config_file: Path) -> Path | None:
+    """The file registry named by a feature_store.yaml (None for other registry kinds)."""
+    import yaml
+
+    config = yaml.safe_load(config_file.read_text()) or {}
+    registry = config.get("registry")
+    path = registry.get("path") if isinstance(registry, dict) else registry
+    if not isinstance(path, str) or "://" in path:
+        return None
+    return path_ if (path_ := Path(path)).is_absolute() else config_file.parent / path_
 
 
 def _service(store: FeatureStore, name: str):
