@@ -9,9 +9,6 @@ Memory stays bounded by one day of rows, so params can scale to tens of millions
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featureops.config import ConfigError
+from featureops.io import replace_dir_atomically
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 VALUE_COLUMNS = ("temperature", "vibration", "pressure", "rpm")
@@ -429,27 +427,6 @@ def _write_machines(root: Path, machines: pd.DataFrame, header: tuple[str, ...])
     (root / "machines").mkdir(parents=True)
     out = machines.assign(install_date=machines["install_date"].dt.strftime(TS_FORMAT))
     out[list(header)].to_csv(root / "machines" / "machines.csv", index=False, lineterminator="\n")
-
-
-def replace_dir_atomically(target: Path, build: Callable[[Path], Any]) -> Any:
-    """Build a directory in a temp sibling, then swap it in for ``target``.
-
-    The old ``target`` is renamed away, the new one renamed in, then the old one deleted:
-    a crash leaves either the old or the new complete folder (plus a hidden leftover).
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    try:
-        result = build(tmp)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return result
 
 
 # --------------------------------------------------------------------------- entry point
