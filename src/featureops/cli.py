@@ -223,9 +223,15 @@ def serve(
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Start the prediction service (several worker processes sharing nothing mutable)."""
+    from featureops import registry
+    from featureops.config import Paths
     from featureops.serving import run
 
-    _params(params_path)  # one clear line if the params file is missing or invalid
+    params = _params(params_path)  # one clear line if the params file is missing or invalid
+    try:  # refuse a missing or tampered production model before starting any worker
+        registry.load_production(Paths.from_params(params).registry)
+    except (registry.RegistryError, registry.ModelIntegrityError, FileNotFoundError) as exc:
+        _fail(str(exc))
     run(params_path, host, port, workers)
 
 
