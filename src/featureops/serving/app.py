@@ -49,8 +49,8 @@ class PredictRequest(BaseModel):
 
     entities: dict[str, list[int | str]] = Field(
         ...,
-        description="join key -> values, e.g. {'machine_id': [1, 2]}",
-        examples=[{"machine_id": [1, 2]}],
+        description="join key -> values, e.g. {'customer_id': ['C001', 'C002']}",
+        examples=[{"customer_id": ["C001", "C002"]}],
     )
 
 
