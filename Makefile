@@ -12,6 +12,9 @@ export TQDM_DISABLE ?= 1
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements.lock
+	@# Debian packages the engine and browser tests run: chromium (Playwright drives it) and redis-server.
+	@command -v chromium >/dev/null && command -v redis-server >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium redis-server >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
