@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 # DVC stage commands call `python`: put the project's venv first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
-export TQDM_DISABLE ?= 1
 
 .PHONY: setup run serve test lint format bench lock clean
 
@@ -24,9 +23,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 run: setup  ## the whole pipeline on the demo data
 	$(BIN)/dvc repro
 
+# Ctrl-C or SIGTERM (to make, or to the whole process group) stops the server gracefully and
+# `make serve` ends quietly: the trap forwards SIGTERM to the server, waits, and exits 0, so
+# make has no failed recipe to report. A server that fails by itself still fails the target.
 serve: setup  ## register + promote the trained candidate if none is in production, then serve
 	$(BIN)/featureops model list | grep -q '^\*' || $(BIN)/featureops model register --promote
-	$(BIN)/featureops serve
+	@trap 'kill -TERM $$server 2>/dev/null; wait $$server 2>/dev/null; exit 0' INT TERM; \
+		$(BIN)/featureops serve & server=$$!; wait $$server
 
 test: setup  ## the test suite (real DVC, GE, Feast, DuckDB, SQLite on tiny data)
 	$(BIN)/pytest
@@ -34,6 +37,7 @@ test: setup  ## the test suite (real DVC, GE, Feast, DuckDB, SQLite on tiny data
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .
