@@ -1,30 +1,32 @@
-"""Online reads of a Feast feature service, straight from Feast's SQLite online store.
+"""Online reads of a Feast feature service, through the configured online store's adapter.
 
-This is the one module that knows Feast's SQLite layout and uses Feast internals: table
-``<project>_<view>`` with one row per (serialized entity key, feature name) holding a
-serialized ``ValueProto`` and the event time in epoch seconds. Everything else in featureops
-uses :class:`ServiceReader`, whose :meth:`~ServiceReader.read` returns, for the service's
-features, the values ``FeatureStore.get_online_features(...).to_dict()`` returns (same
-Python values, nulls for missing entities, on-demand views applied with Feast's own
-transformation code and its output conversion) without Feast's per-call registry lookups,
-protobuf response or DataFrames. The integration tests compare both on the same stores.
+:class:`ServiceReader`'s :meth:`~ServiceReader.read` returns, for the service's features,
+the values ``FeatureStore.get_online_features(...).to_dict()`` returns (same Python values,
+nulls for missing entities, on-demand views applied with Feast's own transformation code
+and its output conversion) without Feast's per-call registry lookups, protobuf response or
+DataFrames; with each stored view's "found" flags and event times (staleness). The rows
+of each view come from the adapter of the configured store
+(:func:`featureops.store.online.online_reader`): Feast's SQLite tables read directly (the
+embedded default), or any other store (Redis, ...) through its public ``online_read``.
+The integration tests compare both with ``get_online_features`` on the same stores.
 
-Supported: feature views on the SQLite online store (any number of join keys, INT32 /
-INT64 / STRING / BYTES / UNIX_TIMESTAMP keys, ``join_key_map`` projections), and on-demand
-views in ``python`` mode (fast: plain lists) or ``pandas`` mode (correct, one small Arrow
-table per call). Not supported (refused when the reader is built, with the reason):
-on-demand views that read request data or are written to the online store, aggregations,
-entity-less views, version-qualified services.
+Supported: feature views with any number of join keys (INT32 / INT64 / STRING / BYTES /
+UNIX_TIMESTAMP keys, ``join_key_map`` projections), and on-demand views in ``python``
+mode (fast: plain lists) or ``pandas`` mode (correct, one small Arrow table per call). Not
+supported (refused when the reader is built, with the reason): on-demand views that read
+request data or are written to the online store, aggregations, entity-less views,
+version-qualified services.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from featureops.store.online import OnlineReadPath, OnlineStoreError, StoredView, online_reader
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -33,24 +35,8 @@ if TYPE_CHECKING:
 KEY_TYPES = ("INT32", "INT64", "STRING", "BYTES", "UNIX_TIMESTAMP")
 
 
-class OnlineReadError(RuntimeError):
-    """The feature service cannot be read online by this reader (the message says why)."""
-
-
-@dataclass(frozen=True)
-class _StoredView:
-    """One feature view of the service: where its rows are and which features to take."""
-
-    name: str  # the projection's name (what staleness and lineage refer to)
-    table: str
-    keys: tuple[str, ...]  # request key names of the view's join keys (encode() sorts them)
-    encode: Callable[[tuple[Any, ...]], bytes]
-    features: tuple[str, ...]  # read from the table (service features + on-demand inputs)
-    feature_types: dict[str, Any]  # feature -> Feast ValueType (for Feast's conversion)
-    ttl_seconds: float  # 0: unlimited
-    # rows of the other features of the table are not even fetched (Feast fetches them all)
-    feature_filter: str = ""
-    filter_args: tuple[str, ...] = ()
+# The feature service cannot be read online (the message says why).
+OnlineReadError = OnlineStoreError
 
 
 @dataclass(frozen=True)
@@ -88,31 +74,26 @@ class ServiceReader:
 
     service: str
     project: str
-    db_path: Path
+    store: OnlineReadPath  # the configured online store's read path
     join_keys: dict[str, str]  # request key -> Feast ValueType name
     features: list[str]  # the service's output features, in service order
     feature_types: dict[str, str]  # feature -> Feast ValueType name
     feature_view: dict[str, str]  # feature -> stored view or on-demand view name
     ttl_seconds: dict[str, float]  # stored view -> TTL (0: unlimited)
     derived_from: dict[str, tuple[str, ...]]  # on-demand view -> stored source views
-    views: list[_StoredView] = field(repr=False, default_factory=list)
+    views: list[StoredView] = field(repr=False, default_factory=list)
     on_demand: list[_OnDemandView] = field(repr=False, default_factory=list)
 
-    def connect(self) -> sqlite3.Connection:
-        """A read-only connection to the online store (one per process / thread)."""
-        if not self.db_path.exists():
-            raise OnlineReadError(f"online store not found: {self.db_path}")
-        con = sqlite3.connect(
-            f"file:{self.db_path}?mode=ro",
-            uri=True,
-            check_same_thread=False,
-            cached_statements=512,
-            timeout=10.0,
-        )
-        con.execute("PRAGMA cache_size = -16384")  # 16 MiB of pages (reused until a write)
-        return con
+    @property
+    def db_path(self) -> Path | None:
+        """The online store's file (SQLite), whose replacement means reconnecting."""
+        return self.store.watched_file()
 
-    def read(self, con: sqlite3.Connection, entities: dict[str, Sequence[Any]]) -> OnlineRows:
+    def connect(self) -> Any:
+        """A connection to the online store for :meth:`read` (one per process / thread)."""
+        return self.store.connect()
+
+    def read(self, con: Any, entities: Mapping[str, Sequence[Any]]) -> OnlineRows:
         """Features for each entity row; ``entities`` maps every join key to equal-length lists.
 
         Values must already have their key's type (the service validates requests).
@@ -122,11 +103,13 @@ class ServiceReader:
         found: dict[str, list[bool]] = {}
         event_ts: dict[str, list[int | None]] = {}
         reads = 0
+        read_view = self.store.read_view
         for view in self.views:
             # distinct keys: the first row of each, and the rows repeating it
             first: dict[bytes, int] = {}
             repeats: list[tuple[int, int]] = []
             encode = view.encode
+            keys: Iterable[tuple[Any, ...]]
             if len(view.keys) == 1:
                 keys = ((v,) for v in entities[view.keys[0]])
             else:
@@ -137,29 +120,15 @@ class ServiceReader:
                 if j != i:
                     repeats.append((i, j))
             reads += len(first)
-            v_values = {f: [None] * n for f in view.features}
-            column_of = v_values.get
-            stamps: dict[bytes, Any] = {}
-            types = view.feature_types
-            sql = (
-                f'SELECT entity_key, feature_name, value, event_ts FROM "{view.table}" '
-                f"WHERE entity_key IN ({','.join('?' * len(first))}){view.feature_filter}"
-            )
-            for key_bin, name, blob, ts in con.execute(sql, [*first, *view.filter_args]):
-                stamps[key_bin] = ts
-                column = column_of(name)
-                if column is None:
-                    continue
-                if len(blob) == 9 and blob[0] == _DOUBLE_TAG:  # a double: skip the proto
-                    column[first[key_bin]] = _unpack_double(blob, 1)[0]
-                else:
-                    column[first[key_bin]] = _decode(blob, types[name])
+            v_values: dict[str, list[Any]] = {f: [None] * n for f in view.features}
+            stamps: dict[bytes, int | None] = {}
+            read_view(con, view, first, v_values, stamps)
             v_found = [False] * n
             v_ts: list[int | None] = [None] * n
             for key_bin, ts in stamps.items():
                 i = first[key_bin]
                 v_found[i] = True
-                v_ts[i] = _epoch_seconds(ts)
+                v_ts[i] = ts
             for i, j in repeats:
                 v_found[i] = v_found[j]
                 v_ts[i] = v_ts[j]
@@ -181,7 +150,7 @@ class ServiceReader:
     def _transform(
         self,
         odfv: _OnDemandView,
-        entities: dict[str, Sequence[Any]],
+        entities: Mapping[str, Sequence[Any]],
         values: dict[str, list[Any]],
         n: int,
     ) -> dict[str, list[Any]]:
@@ -226,35 +195,8 @@ def _column(values: Any, n: int, view: str, feature: str) -> list[Any]:
     return values
 
 
-def _epoch_seconds(ts: Any) -> int | None:
-    """Feast's SQLite store writes event times as epoch seconds (older files: ISO text)."""
-    if ts is None or isinstance(ts, int):
-        return ts
-    from datetime import UTC, datetime
-
-    parsed = datetime.fromisoformat(ts.decode() if isinstance(ts, bytes) else str(ts))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
-
-
 # ---------------------------------------------------------------------------------------
-# Values: Feast's own conversion, with exact fast paths for the common scalar encodings.
-
-_DOUBLE_TAG = 0x29  # ValueProto field 5 (double_val), wire type 1 (64-bit)
-_unpack_double = struct.Struct("<d").unpack_from
-
-
-def _decode(blob: bytes, feature_type: Any) -> Any:
-    """A stored ValueProto as the Python value Feast's ``to_dict`` returns."""
-    if len(blob) == 9 and blob[0] == _DOUBLE_TAG:
-        return _unpack_double(blob, 1)[0]
-    if not blob:
-        return None
-    from feast.protos.feast.types.Value_pb2 import Value
-    from feast.type_map import feast_value_type_to_python_type
-
-    return feast_value_type_to_python_type(Value.FromString(blob), feature_type)
+# On-demand outputs: Feast's own conversion, with exact fast paths for plain values.
 
 
 def _as_feast_values(values: Any, value_type: Any, numpy: bool = False) -> list[Any]:
@@ -282,7 +224,7 @@ def _as_feast_values(values: Any, value_type: Any, numpy: bool = False) -> list[
 # Entity keys: Feast's serialization (version 3), precompiled per view and checked against
 # Feast's own ``serialize_entity_key`` when the reader is built.
 
-_SAMPLES = {
+_SAMPLES: dict[str, tuple[Any, ...]] = {
     "INT32": (0, -7, 2**31 - 1),
     "INT64": (0, 3, -(2**63), 2**63 - 1),
     "UNIX_TIMESTAMP": (0, 1767225600),
@@ -362,13 +304,13 @@ def _check_encoder(
         "STRING": "string_val",
         "BYTES": "bytes_val",
     }
-    samples = [_SAMPLES[t] for t in types]
+    samples: list[tuple[Any, ...]] = [_SAMPLES[t] for t in types]
     for j in range(max(len(s) for s in samples)):
         values = tuple(s[j % len(s)] for s in samples)
-        proto = EntityKey(
-            join_keys=view_keys,
-            entity_values=[Value(**{field_of[t]: v}) for t, v in zip(types, values, strict=True)],
-        )
+        kwargs: list[dict[str, Any]] = [
+            {field_of[t]: v} for t, v in zip(types, values, strict=True)
+        ]
+        proto = EntityKey(join_keys=view_keys, entity_values=[Value(**kw) for kw in kwargs])
         expected = serialize_entity_key(proto, entity_key_serialization_version=version)
         if encode(values) != expected:
             raise OnlineReadError(
@@ -392,22 +334,12 @@ def service_join_keys(store: FeatureStore, service_name: str) -> dict[str, str]:
 def build_reader(store: FeatureStore, service_name: str, online: bool = True) -> ServiceReader:
     """Resolve a feature service against the store's registry into a :class:`ServiceReader`.
 
-    ``online=False`` only resolves (keys, features, views): any online store type will do.
+    ``online=False`` only resolves (keys, features, views): the store is not opened.
     """
     from feast.infra.online_stores.helpers import compute_table_id
     from feast.on_demand_feature_view import OnDemandFeatureView
 
     config = store.config
-    if online and config.online_store.type not in (
-        "sqlite",
-        "feast.infra.online_stores.sqlite.SqliteOnlineStore",
-    ):
-        raise OnlineReadError(
-            f"online store type {config.online_store.type!r}: only Feast's SQLite store is read"
-        )
-    db_path = Path(getattr(config.online_store, "path", None) or "")
-    if not db_path.is_absolute():
-        db_path = Path(store.repo_path) / db_path
     versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
     version = int(config.entity_key_serialization_version)
     service = store.get_feature_service(service_name)
@@ -464,7 +396,7 @@ def build_reader(store: FeatureStore, service_name: str, online: bool = True) ->
             add_output(f.name, proj.name_to_use(), f.dtype)
         need(view, proj, names)
 
-    views: list[_StoredView] = []
+    views: list[StoredView] = []
     ttl: dict[str, float] = {}
     for name, (view, proj, names) in to_read.items():
         columns = list(view.entity_columns)
@@ -488,20 +420,17 @@ def build_reader(store: FeatureStore, service_name: str, online: bool = True) ->
             raise OnlineReadError(f"view {view.name!r} has no feature(s) {missing}")
         seconds = view.ttl.total_seconds() if view.ttl else 0.0
         ttl[name] = seconds
-        subset = len(names) < len(view.features)
         views.append(
-            _StoredView(
+            StoredView(
                 name=name,
+                view=view,
                 table=compute_table_id(config.project, view, versioning),
                 keys=tuple(request_keys),
                 encode=encode,
                 features=tuple(names),
                 feature_types={n: dtypes[n].to_value_type() for n in names},
                 ttl_seconds=seconds,
-                feature_filter=f" AND feature_name IN ({','.join('?' * len(names))})"
-                if subset
-                else "",
-                filter_args=tuple(names) if subset else (),
+                subset=len(names) < len(view.features),
             )
         )
     on_demand = []
@@ -530,7 +459,7 @@ def build_reader(store: FeatureStore, service_name: str, online: bool = True) ->
     return ServiceReader(
         service=service_name,
         project=config.project,
-        db_path=db_path,
+        store=online_reader(config, str(store.repo_path)),
         join_keys=join_keys,
         features=features,
         feature_types=feature_types,

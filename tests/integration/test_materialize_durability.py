@@ -1,7 +1,8 @@
 """Materialize: verified bookkeeping, full refreshes that delete, deterministic rows and digest.
 
 Real Feast (registry applied with ``featureops.store.registry.apply_repo``, SQLite online
-store) on small synthetic feature tables.
+store: the fast path of :mod:`featureops.store.online.sqlite`) on small synthetic feature
+tables. The same behaviour on Redis is in ``test_redis_online``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from featureops.materialize import (
     rows_digest,
     view_columns,
 )
+from featureops.store.online.sqlite import close_connection
 from featureops.store.registry import apply_repo, project_root
 from tests.feature_data import make_feast_project
 
@@ -95,8 +97,7 @@ def test_missing_online_rows_are_re_materialized(project, damage: str) -> None:
     table = online_table(store, view)
     db = _online_db_path(store)
     if damage == "delete store file":
-        store._get_provider().online_store._conn.close()
-        store._get_provider().online_store._conn = None
+        close_connection(store)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     else:

@@ -303,6 +303,7 @@ KINDS = {
 
 def _load_definitions(path: Path, name: str):
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -337,8 +338,23 @@ def fit_model(frame: pd.DataFrame, features: list[str], seed: int = 0):
     return model
 
 
-def make_project(root: Path, kind: str, seed: int = 0, **serving: Any) -> Project:
-    """Write, apply and materialize a tiny repo; register and promote a model on it."""
+def store_yaml(project: str, online_store: str | None = None) -> str:
+    """feature_store.yaml: SQLite online, or the given ``online_store:`` block (e.g. Redis)."""
+    text = STORE_YAML.format(project=project)
+    if online_store is None:
+        return text
+    sqlite = "online_store:\n  type: sqlite\n  path: data/online_store.db\n"
+    assert sqlite in text
+    return text.replace(sqlite, online_store)
+
+
+def make_project(
+    root: Path, kind: str, seed: int = 0, online_store: str | None = None, **serving: Any
+) -> Project:
+    """Write, apply and materialize a tiny repo; register and promote a model on it.
+
+    ``online_store``: a feature_store.yaml ``online_store:`` block (default: SQLite).
+    """
     from feast import FeatureStore
 
     source, tables_of, service, keys = KINDS[kind]
@@ -348,7 +364,7 @@ def make_project(root: Path, kind: str, seed: int = 0, **serving: Any) -> Projec
     tables = tables_of(rng)
     for name, df in tables.items():
         write_parquet(df, repo / "tables" / f"{name}.parquet")
-    (repo / "feature_store.yaml").write_text(STORE_YAML.format(project=f"tiny_{kind}"))
+    (repo / "feature_store.yaml").write_text(store_yaml(f"tiny_{kind}", online_store))
     (repo / "definitions.py").write_text(source)
     store = FeatureStore(repo_path=str(repo))
     store.apply(_load_definitions(repo / "definitions.py", f"tiny_repo_{kind}_{root.name}").OBJECTS)

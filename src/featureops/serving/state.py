@@ -1,8 +1,10 @@
 """What one worker serves with: the production model, its feature service's reader and the
 online store connection, bundled in an immutable :class:`ServingState`.
 
+The online store is whatever ``feature_store.yaml`` configures (SQLite read directly,
+Redis or any other store through its adapter: :mod:`featureops.store.online`).
 A :class:`Refresher` thread rebuilds the state off the request path when the production
-pointer, the Feast registry file or the online store file changes, and swaps it in with
+pointer, the Feast registry file or the online store file (SQLite) changes, and swaps it in with
 one reference assignment; a request reads ``holder.state`` once and uses that snapshot to
 the end. A failed rebuild keeps the previous state serving (and is counted).
 """
@@ -16,7 +18,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +32,9 @@ from featureops.registry import POINTER_FILE, load_production
 from featureops.serving.model import ServingModel
 from featureops.serving.requests import INT_RANGES, RequestError
 from featureops.serving.settings import ServingSettings
+from featureops.store.online import online_reader
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from feast import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class ServingState:
     """Everything a request needs, never mutated after it is built."""
 
     reader: ServiceReader
-    con: sqlite3.Connection
+    con: Any  # the online store handle of reader.connect()
     model: ServingModel
     manifest: dict[str, Any]
     version: str
@@ -150,6 +151,7 @@ class ServingState:
                 ok_rows.append(i)
         probability: list[float | None] = [None] * n
         if ok_rows:
+            columns: dict[str, Sequence[Any]]
             if len(ok_rows) == n:
                 columns = {f: values[f] for f in inputs}
             else:
@@ -159,12 +161,13 @@ class ServingState:
         threshold = self.threshold
         key_rows = list(zip(*(entities[k] for k in keys), strict=True))
         feature_rows = list(zip(*(values[f] for f in inputs), strict=True))
+        labels = [None if p is None else int(p >= threshold) for p in probability]
         predictions = [
             {
                 "entity": dict(zip(keys, key_rows[i], strict=True)),
                 "status": statuses[i],
                 "probability": probability[i],
-                "label": None if probability[i] is None else int(probability[i] >= threshold),
+                "label": labels[i],
                 "missing_features": missing_of[i],
                 "stale_features": stale_of[i],
                 "features": dict(zip(inputs, feature_rows[i], strict=True)),
@@ -272,8 +275,8 @@ class StateHolder:
         self.settings = settings
         self.store = FeatureStore(repo_path=str(settings.feature_repo))
         self._registry_file = self._local_registry_file()
-        db = Path(self.store.config.online_store.path)
-        self._db_file = db if db.is_absolute() else Path(self.store.repo_path) / db
+        # a file-based online store (SQLite): replaced by a rebuild -> reopen; None: a server
+        self._db_file = online_reader(self.store.config, str(self.store.repo_path)).watched_file()
         self.state: ServingState = build_state(settings, self.store, self.fingerprint())
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -296,7 +299,9 @@ class StateHolder:
             if self._registry_file
             else ("remote", int(time.monotonic() // 60))  # not a local file: every minute
         )
-        return (pointer, registry, _stat(self._db_file)[:2])  # a replaced store file: reopen
+        # a replaced store file: reopen (a server store keeps its connection)
+        online = _stat(self._db_file)[:2] if self._db_file else ("server",)
+        return (pointer, registry, online)
 
     def refresh(self, force: bool = False) -> bool:
         """Rebuild the state if something changed; return True if a new state is in use."""
