@@ -7,8 +7,12 @@ Parquet and its Field types follow the declarations in ``params.yaml: features``
     sensor_source = tables.source("sensor_stats")
     schema = tables.schema("sensor_stats")
 
-Nothing is read but ``params.yaml``: schemas come from compiling the declarations over
-empty tables, so definitions can be applied before any data exists.
+Nothing is read but ``params.yaml`` (and the repo's ``feature_store.yaml``): schemas come
+from compiling the declarations over empty tables, so definitions can be applied before any
+data exists. The kind of source follows the configured offline store: a ``SparkSource`` over
+the same Parquet when ``offline_store.type`` is ``spark`` (Feast's Spark offline store and
+compute engine read only SparkSources), a ``FileSource`` otherwise; switching engines is a
+change of ``feature_store.yaml`` only.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from featureops.config import DEFAULT_PARAMS, ConfigError, load_params, source_s
 from featureops.conventions import CREATED, EVENT_TIMESTAMP
 
 if TYPE_CHECKING:
-    from feast import Field, FileSource
+    from feast import Field
+    from feast.data_source import DataSource
 
     from featureops.features.spec import FeatureTableSpec
 
@@ -53,13 +58,33 @@ def feast_type(duckdb_type: str) -> Any:
     raise ConfigError(f"no Feast type for DuckDB type {duckdb_type!r}")
 
 
+def offline_store_type(repo: str | Path) -> str:
+    """``offline_store.type`` of a repo's feature_store.yaml (``file``, Feast's default).
+
+    Feast's full class names of the Spark store count as ``spark``.
+    """
+    import yaml
+
+    config_file = Path(repo) / "feature_store.yaml"
+    if not config_file.exists():
+        return "file"
+    config = yaml.safe_load(config_file.read_text()) or {}
+    offline = config.get("offline_store")
+    kind = offline.get("type", "file") if isinstance(offline, dict) else offline or "file"
+    kind = str(kind)
+    return "spark" if kind.endswith("SparkOfflineStore") else kind
+
+
 class FeatureTables:
     """The declared feature tables of one project, as Feast sources and schemas."""
 
-    def __init__(self, params: dict[str, Any], root: str | Path) -> None:
+    def __init__(
+        self, params: dict[str, Any], root: str | Path, offline_store: str = "file"
+    ) -> None:
         from featureops.features.spec import load_feature_tables
 
         self.params = params
+        self.offline_store = offline_store
         self.root = Path(root).resolve()
         self.sources = source_specs(params)
         self.tables: dict[str, FeatureTableSpec] = load_feature_tables(params, self.sources)
@@ -74,7 +99,7 @@ class FeatureTables:
         repo = Path(repo_file).resolve()
         repo = repo if repo.is_dir() else repo.parent
         root = repo.parent
-        return cls(load_params(root / DEFAULT_PARAMS), root)
+        return cls(load_params(root / DEFAULT_PARAMS), root, offline_store_type(repo))
 
     def _spec(self, table: str) -> FeatureTableSpec:
         if table not in self.tables:
@@ -97,17 +122,28 @@ class FeatureTables:
         skip = {*spec.keys, EVENT_TIMESTAMP, CREATED}
         return [(n, t) for n, t in output_schema(spec, self.sources) if n not in skip]
 
-    def source(self, table: str, description: str = "") -> FileSource:
-        """A Feast FileSource over the table's Parquet (event and created timestamps)."""
+    def source(self, table: str, description: str = "") -> DataSource:
+        """A Feast source over the table's Parquet (event and created timestamps).
+
+        A ``SparkSource`` (``file_format="parquet"``) when the repo's offline store is Spark,
+        else a ``FileSource``: the same path, columns and name either way.
+        """
+        kwargs: dict[str, Any] = {
+            "name": f"{table}_source",
+            "path": str(self.path(table)),
+            "timestamp_field": EVENT_TIMESTAMP,
+            "created_timestamp_column": CREATED,
+            "description": description or f"Feature table {table} (params.yaml: features.{table}).",
+        }
+        if self.offline_store == "spark":
+            from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
+                SparkSource,
+            )
+
+            return SparkSource(file_format="parquet", **kwargs)
         from feast import FileSource
 
-        return FileSource(
-            name=f"{table}_source",
-            path=str(self.path(table)),
-            timestamp_field=EVENT_TIMESTAMP,
-            created_timestamp_column=CREATED,
-            description=description or f"Feature table {table} (params.yaml: features.{table}).",
-        )
+        return FileSource(**kwargs)
 
     def schema(self, table: str, only: list[str] | None = None) -> list[Field]:
         """Feast Fields of the table's features, or of ``only`` those, in that order."""

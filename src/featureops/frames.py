@@ -1,9 +1,17 @@
-"""Training frames: a Feast feature service compiled to one point-in-time DuckDB query.
+"""Training frames: a Feast feature service compiled to one point-in-time query.
 
 The feature service, its views, TTLs, sources and on-demand transformations come from the
-Feast registry; the join itself runs in :mod:`featureops.pit` (DuckDB ASOF joins), which is
-several times faster than Feast's own offline store and keeps its semantics. On-demand
-feature views are applied with Feast's own code, so training and serving share it.
+Feast registry. The join runs on an adapter chosen from ``offline_store.type`` in
+feature_store.yaml (:func:`offline_engine`):
+
+- ``duckdb`` / ``file`` (local Parquet): :mod:`featureops.pit`, DuckDB ASOF joins, several
+  times faster than Feast's own offline store, with our semantics;
+- ``spark``: :mod:`featureops.store.offline_spark`, the same semantics as Spark SQL on the
+  session of ``offline_store.spark_conf`` (frames equal to DuckDB's, row for row);
+- any other store: Feast's own ``get_historical_features`` (:mod:`featureops.store.offline_feast`),
+  "as known at" through Feast's ``filter_by_created_timestamp``.
+
+On-demand feature views are applied with Feast's own code, so training and serving share it.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -51,7 +59,7 @@ class RetrievalPlan:
                 {
                     "name": v.name,
                     "source": Path(str(v.source)).name,
-                    "ttl_seconds": int(v.ttl.total_seconds()) if v.ttl else 0,
+                    "ttl_seconds": int(v.ttl_seconds),
                     "features": list(v.features),
                 }
                 for v in self.views
@@ -87,6 +95,22 @@ def _registry_path(config_file: Path) -> Path | None:
     if not isinstance(path, str) or "://" in path:
         return None
     return path_ if (path_ := Path(path)).is_absolute() else config_file.parent / path_
+
+
+Engine = Literal["duckdb", "spark", "feast"]
+ENGINES: dict[str, Engine] = {"duckdb": "duckdb", "file": "duckdb", "spark": "spark"}
+
+
+def offline_engine(store: FeatureStore) -> Engine:
+    """Which adapter builds frames for this store: ``duckdb``, ``spark`` or ``feast`` (stock).
+
+    Chosen from ``offline_store.type`` (Feast's full class name of the Spark store counts as
+    ``spark``); any store without a fast path here uses Feast's own retrieval.
+    """
+    kind = str(getattr(store.config.offline_store, "type", "file"))
+    if kind.endswith("SparkOfflineStore"):
+        kind = "spark"
+    return ENGINES.get(kind, "feast")
 
 
 def _service(store: FeatureStore, name: str):
@@ -131,14 +155,19 @@ def compile_plan(store: FeatureStore, service_name: str) -> RetrievalPlan:
         for column in view.entity_columns:
             key_types.setdefault(column.name, str(column.dtype))
         source = view.batch_source
-        path = Path(source.path)
-        if not path.is_absolute():
-            path = Path(store.repo_path) / path
-        files.append(path)
+        if source is None:
+            raise FrameError(f"feature view {view_name!r} has no batch source")
+        location = getattr(source, "path", None)
+        if location and "://" not in location:
+            path = Path(location)
+            if not path.is_absolute():
+                path = Path(store.repo_path) / path
+            files.append(path)
+            location = str(path)
         specs.append(
             FeatureViewSpec(
                 name=view_name,
-                source=str(path),
+                source=location or source.name,  # no path: only Feast's own retrieval reads it
                 join_keys=[c.name for c in view.entity_columns],
                 timestamp_column=source.timestamp_field,
                 created_column=source.created_timestamp_column or None,
@@ -229,16 +258,43 @@ def build_frame(
     *,
     as_known_at: bool = True,
     plan: RetrievalPlan | None = None,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
     """The point-in-time-correct frame: entity columns plus exactly the service's features.
 
     As known at each entity time by default (a feature row counts only once its ``created``
     has passed: what serving could have read then); ``as_known_at=False`` gives the rows as
-    recorded (Feast's own semantics, leaky for late data). ``plan`` overrides the compiled plan (used to read older data versions when reproducing).
+    recorded (Feast's own semantics, leaky for late data). ``plan`` overrides the compiled
+    plan (used to read older data versions when reproducing). ``engine`` overrides the
+    adapter chosen from the store's configuration (:func:`offline_engine`).
     """
     plan = plan or compile_plan(store, service_name)
     entities = coerce_entity_keys(check_entity_frame(entity_df, plan.join_keys), plan.key_types)
-    joined = point_in_time_join(entities, plan.views, as_known_at=as_known_at, output="arrow")
-    joined = apply_on_demand(joined, plan.odfvs)
+    engine = engine or offline_engine(store)
+    if engine == "feast":
+        from featureops.store.offline_feast import FeastPathError, historical_features
+
+        try:
+            joined = historical_features(
+                store, service_name, entities, plan.output_features, as_known_at=as_known_at
+            )
+        except FeastPathError as exc:
+            raise FrameError(str(exc)) from None
+    else:
+        if engine == "spark":
+            from featureops.store import offline_spark
+
+            joined = offline_spark.point_in_time_join(
+                offline_spark.store_session(store),
+                entities,
+                plan.views,
+                as_known_at=as_known_at,
+                output="arrow",
+            )
+        else:
+            joined = point_in_time_join(
+                entities, plan.views, as_known_at=as_known_at, output="arrow"
+            )
+        joined = apply_on_demand(joined, plan.odfvs)
     keep = list(entities.columns) + [c for c in plan.output_features if c not in entities.columns]
     return joined.select(keep).to_pandas()

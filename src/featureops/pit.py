@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import duckdb
 import numpy as np
@@ -47,9 +47,11 @@ _P = "__featureops_"  # prefix of internal column and table names
 _MAX_U64 = 2**64 - 1
 _MAX_I64 = 2**63 - 1
 
-PathLike = str | Path
-FeatureSource = PathLike | Sequence[PathLike] | duckdb.DuckDBPyRelation | pa.Table | pd.DataFrame
-EntitySource = pd.DataFrame | pa.Table | PathLike
+PathLike: TypeAlias = str | Path
+FeatureSource: TypeAlias = (
+    PathLike | Sequence[PathLike] | duckdb.DuckDBPyRelation | pa.Table | pd.DataFrame
+)
+EntitySource: TypeAlias = pd.DataFrame | pa.Table | PathLike
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,11 @@ class FeatureViewSpec:
     @property
     def ttl_micros(self) -> int:
         """TTL in microseconds; 0 means unlimited."""
-        return 0 if self.ttl is None else self.ttl // timedelta(microseconds=1)
+        ttl = self.ttl
+        if ttl is None:
+            return 0
+        assert isinstance(ttl, timedelta)  # __post_init__ normalized it
+        return ttl // timedelta(microseconds=1)
 
     @property
     def ttl_seconds(self) -> float:
@@ -192,7 +198,8 @@ class _Source:
         return data.take(indices)
 
 
-def _expand_paths(source: PathLike | Sequence[PathLike], view: str) -> list[str]:
+def expand_paths(source: PathLike | Sequence[PathLike], view: str) -> list[str]:
+    """Parquet files of a path source (file, directory, glob or list), in stored order."""
     items = [source] if isinstance(source, (str, Path)) else list(source)
     paths: list[str] = []
     for item in items:
@@ -216,7 +223,7 @@ def _resolve_source(view: FeatureViewSpec, con: duckdb.DuckDBPyConnection, n: in
     if isinstance(src, (str, Path)) or (
         isinstance(src, Sequence) and not isinstance(src, (pd.DataFrame, pa.Table))
     ):
-        paths = _expand_paths(src, view.name)  # type: ignore[arg-type]
+        paths = expand_paths(src, view.name)
         schema = pq.read_schema(paths[0])
         if len(paths) == 1:
             index = "file_row_number"
@@ -254,16 +261,19 @@ def _epoch_us(column: str, arrow_type: pa.DataType) -> str:
 # ----------------------------------------------------------------------------- checks
 
 
-def _check(entity_columns: list[str], views: list[FeatureViewSpec], sources: list[_Source]) -> None:
+def check_views(
+    entity_columns: list[str], views: list[FeatureViewSpec], schemas: list[pa.Schema]
+) -> None:
+    """Raise ValueError for a missing key or column, or an output name that collides."""
     seen = {c: "the entity frame" for c in entity_columns}
-    for view, source in zip(views, sources, strict=True):
+    for view, schema in zip(views, schemas, strict=True):
         for key in view.join_keys:
             if key not in entity_columns:
                 raise ValueError(f"view {view.name!r}: entity frame lacks join key {key!r}")
         needed = [view.source_key(k) for k in view.join_keys]
         needed += [view.timestamp_column, *view.features]
         needed += [view.created_column] if view.created_column else []
-        missing = [c for c in needed if c not in source.schema.names]
+        missing = [c for c in needed if c not in schema.names]
         if missing:
             raise ValueError(f"view {view.name!r}: source lacks column(s) {missing}")
         for feature in view.features:
@@ -380,7 +390,7 @@ def point_in_time_join(
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         sources = [_resolve_source(v, con, i) for i, v in enumerate(views)]
-        _check(entities.column_names, views, sources)
+        check_views(entities.column_names, views, [s.schema for s in sources])
         keys = list(dict.fromkeys(k for v in views for k in v.join_keys))
         slim = pa.table(
             {

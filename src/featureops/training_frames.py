@@ -225,7 +225,7 @@ def reproduce(store: FeatureStore, manifest_file: str | Path) -> Reproduction:
             if origin != "workspace":
                 substitutes[str(path.resolve())] = str(found)
         plan.views = [
-            replace(v, source=substitutes.get(str(Path(v.source).resolve()), v.source))
+            replace(v, source=substitutes.get(str(Path(str(v.source)).resolve()), v.source))
             for v in plan.views
         ]
         frame = build_frame(

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from featureops.config import source_specs
+from featureops.config import ConfigError, source_specs
 from featureops.features import (
     FeatureBuildError,
     build_feature_tables,
@@ -29,6 +29,7 @@ from featureops.features import (
     output_schema,
     write_feature_tables,
 )
+from featureops.features.dialect import SPARK
 from featureops.normalize import apply_stats, load_stats
 
 US = {"s": 10**6, "m": 60 * 10**6, "h": 3600 * 10**6, "d": 86400 * 10**6}
@@ -615,3 +616,29 @@ def test_a_table_with_no_rows_is_written_with_its_schema(tmp_path: Path) -> None
     assert written.num_rows == 0
     assert written.schema.names == ["shop", "event_timestamp", "created", "amount"]
     assert written.schema.field("created").type == pa.timestamp("us", tz="UTC")
+
+
+# -- engines --------------------------------------------------------------------------------
+def test_an_unknown_transform_engine_fails_with_one_line(tmp_path: Path) -> None:
+    params = {**make_params(), "transform": {"engine": "flink"}}
+    with pytest.raises(ConfigError) as info:
+        write_feature_tables(params, tmp_path, tmp_path / "out", tmp_path / "stats")
+    message = str(info.value)
+    assert message == (
+        "params.yaml: transform.engine: Input should be 'duckdb' or 'spark' (got 'flink')"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_spark_rendering_has_no_duckdb_only_syntax() -> None:
+    """The same plan in Spark SQL (tests/spark runs it): parsed by sqlglot as Spark."""
+    sqlglot = pytest.importorskip("sqlglot")
+    params = make_params()
+    sources = source_specs(params)
+    for name, spec in load_feature_tables(params, sources).items():
+        sql = compile_table(spec, sources, dialect=SPARK)
+        for duckdb_only in ("::", '"', "UNION ALL BY NAME", "struct_extract", "epoch_us", "{'"):
+            assert duckdb_only not in sql, (name, duckdb_only)
+        assert "NULLS LAST" in sql
+        sqlglot.parse_one(sql, read="spark")
+        assert compile_table(spec, sources) != sql

@@ -48,8 +48,19 @@ class ValidateModel(_Section):
     reference_time: str | None = None
 
 
+class SparkModel(_Section):
+    """``transform.spark``: the session the Spark engine starts (``transform.engine: spark``)."""
+
+    master: str = "local[2]"
+    app_name: str = "featureops-transform"
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    scratch_dir: str | None = None  # Spark's Parquet before the single file; shared on a cluster
+
+
 class TransformModel(_Section):
     chunk_rows: int = Field(1_000_000, gt=0)
+    engine: Literal["duckdb", "spark"] = "duckdb"  # error: "Input should be 'duckdb' or 'spark'"
+    spark: SparkModel = Field(default_factory=SparkModel)
 
 
 class FeastModel(_Section):

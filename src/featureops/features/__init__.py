@@ -2,7 +2,9 @@
 
 - :mod:`.spec`: typed declarations, validated before any data is read;
 - :mod:`.compiler`: one DuckDB query per table (and the output schema, without data);
-- :mod:`.build`: runs the queries per batch of whole entities and writes the tables.
+- :mod:`.dialect`: the compiler's SQL rendered for DuckDB or Spark SQL;
+- :mod:`.build`: runs the queries per batch of whole entities and writes the tables;
+- :mod:`.spark`: the same build on Spark (``transform.engine: spark``), same files.
 
 See ``docs/feature-tables.md`` for the declaration format and its semantics.
 """

@@ -6,13 +6,17 @@ Each table then runs its compiled query per batch of whole entities (about
 it), appends normalized columns with statistics fit on the declared window, and streams the
 rows into one Parquet file replaced atomically. Row groups have a fixed size, so the same
 inputs give the same bytes whatever the batch size.
+
+``transform.engine: spark`` runs the same compiled plan on Spark SQL instead
+(:mod:`.spark`); the files written are the same.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -32,6 +36,9 @@ from featureops.features.spec import (
 from featureops.io import arrow_timestamps_to_utc_us, atomic_path
 from featureops.normalize import apply_stats, fit_stats, load_stats, save_stats
 
+if TYPE_CHECKING:
+    from featureops.config.schema import TransformModel
+
 DEFAULT_CHUNK_ROWS = 1_000_000
 ROW_GROUP_ROWS = 131_072
 BATCHES, BATCH_KEYS = "__batches", "__batch_keys"
@@ -46,6 +53,8 @@ def write_feature_tables(
     validated_dir: str | Path,
     features_dir: str | Path,
     stats_dir: str | Path,
+    *,
+    spark: Any = None,
 ) -> dict[str, Any]:
     """Write ``<features_dir>/<table>.parquet`` for every declared table; return a summary.
 
@@ -53,7 +62,17 @@ def write_feature_tables(
     applied as re-read from that file: the numbers serving loads). The summary has rows per
     source and, per table, ``rows_in`` (filtered timeline rows), ``rows_out`` (always equal:
     FeatureBuildError otherwise) and the normalization fit rows and window.
+
+    With ``transform.engine: spark`` the tables are computed by Spark (``spark``: a
+    SparkSession to use, else one is started from ``transform.spark``).
     """
+    settings = transform_settings(params)
+    if settings.engine == "spark":
+        from featureops.features.spark import write_feature_tables_spark  # pyspark: lazily
+
+        return write_feature_tables_spark(
+            params, validated_dir, features_dir, stats_dir, settings.spark, session=spark
+        )
     sources = source_specs(params)
     specs = load_feature_tables(params, sources)
     size = chunk_rows(params)
@@ -69,7 +88,7 @@ def write_feature_tables(
                 save_stats(build.fit(), path)
                 stats = load_stats(path)
             with atomic_path(features_dir / f"{spec.name}.parquet") as tmp:
-                sink = _ParquetSink(tmp)
+                sink = ParquetSink(tmp)
                 try:
                     for table in build.batches(stats):
                         sink.write(table)
@@ -84,9 +103,18 @@ def write_feature_tables(
 
 
 def build_feature_tables(
-    params: dict[str, Any], validated_dir: str | Path
+    params: dict[str, Any], validated_dir: str | Path, *, spark: Any = None
 ) -> dict[str, pd.DataFrame]:
     """Every declared table in memory, exactly as :func:`write_feature_tables` writes it."""
+    if transform_settings(params).engine == "spark":
+        with tempfile.TemporaryDirectory(prefix="featureops-features-") as tmp:
+            summary = write_feature_tables(
+                params, validated_dir, Path(tmp) / "features", Path(tmp) / "stats", spark=spark
+            )
+            return {
+                name: pq.read_table(Path(tmp) / "features" / f"{name}.parquet").to_pandas()
+                for name in summary["tables"]
+            }
     sources = source_specs(params)
     specs = load_feature_tables(params, sources)
     size = chunk_rows(params)
@@ -103,6 +131,21 @@ def build_feature_tables(
     finally:
         con.close()
     return out
+
+
+def transform_settings(params: dict[str, Any]) -> TransformModel:
+    """``params.yaml: transform`` typed (engine, chunk_rows, spark); ConfigError naming the key."""
+    from pydantic import ValidationError  # pydantic only where a build runs
+
+    from featureops.config.schema import TransformModel
+
+    try:
+        return TransformModel.model_validate(params.get("transform") or {})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in ("transform", *error["loc"]))
+        got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+        raise ConfigError(f"params.yaml: {where}: {error['msg']}{got}") from None
 
 
 def chunk_rows(params: dict[str, Any]) -> int:
@@ -268,21 +311,7 @@ class _TableBuild:
         return self._finish(table, stats)
 
     def _finish(self, table: pa.Table, stats: dict[str, Any] | None) -> pa.Table:
-        """Append ``<col>_z`` / ``<col>_mm`` (normalize.apply_stats); timestamps UTC µs."""
-        normalize = self.spec.normalize
-        if normalize is not None and stats is not None:
-            for column in normalize.columns:
-                # one column at a time: pandas copies the whole frame on every concat
-                scaled = apply_stats(
-                    pd.DataFrame({column: table.column(column).to_pandas()}), stats
-                )
-                for method in normalize.methods:
-                    name = f"{column}_{METHOD_SUFFIX[method]}"
-                    values = scaled[name].to_numpy(dtype="float64")
-                    table = table.append_column(
-                        name, pa.array(values, pa.float64(), from_pandas=True)
-                    )
-        return arrow_timestamps_to_utc_us(table)
+        return finish_table(self.spec, table, stats)
 
     def empty(self, stats: dict[str, Any] | None) -> pa.Table:
         """A table with no rows and the output schema."""
@@ -299,7 +328,21 @@ class _TableBuild:
         return out
 
 
-class _ParquetSink:
+def finish_table(spec: FeatureTableSpec, table: pa.Table, stats: dict[str, Any] | None) -> pa.Table:
+    """Append ``<col>_z`` / ``<col>_mm`` (normalize.apply_stats); timestamps UTC µs."""
+    normalize = spec.normalize
+    if normalize is not None and stats is not None:
+        for column in normalize.columns:
+            # one column at a time: pandas copies the whole frame on every concat
+            scaled = apply_stats(pd.DataFrame({column: table.column(column).to_pandas()}), stats)
+            for method in normalize.methods:
+                name = f"{column}_{METHOD_SUFFIX[method]}"
+                values = scaled[name].to_numpy(dtype="float64")
+                table = table.append_column(name, pa.array(values, pa.float64(), from_pandas=True))
+    return arrow_timestamps_to_utc_us(table)
+
+
+class ParquetSink:
     """Writes row groups of exactly ``ROW_GROUP_ROWS`` rows (the last one shorter).
 
     The bytes then depend on the rows only, not on the batches they arrived in.
