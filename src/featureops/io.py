@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,42 @@ import pyarrow.parquet as pq
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, which races with other threads creating
+    files; Linux reports it in ``/proc/self/status``. Elsewhere, set-and-restore.
+    """
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The permissions of a newly created file: ``0o666`` minus the umask (``0o644``
+    typically). ``mkstemp`` alone gives ``0o600``, which other users and groups cannot read.
+    The mode of a file being replaced is not carried over (DVC may have made it read-only)."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``target``; rename it over ``target`` only on success.
 
     A crash or exception leaves the previous ``target`` untouched and removes the temp file.
+    The file gets the mode of a newly created file (:func:`new_file_mode`), not ``0o600``.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, new_file_mode())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -197,15 +223,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def recover_outputs(targets: list[str | Path]) -> list[Path]:
+def recover_outputs(targets: Sequence[str | Path]) -> list[Path]:
     """Finish or undo an interrupted install of ``targets``; return the outputs rolled forward.
 
     Safe to call any time no stage is writing these outputs (stages call it first).
     """
-    targets = [Path(t) for t in targets]
-    if not targets:
+    outputs = [Path(t) for t in targets]
+    if not outputs:
         return []
-    journal = _journal_path(targets[0])
+    journal = _journal_path(outputs[0])
     rolled: list[Path] = []
     if journal.exists():
         try:
@@ -223,8 +249,8 @@ def recover_outputs(targets: list[str | Path]) -> list[Path]:
                 rolled.append(target)
         journal.unlink()
     _remove(journal.with_name(journal.name + ".tmp"))
-    for target in targets:
-        _remove(staging_container(target))
+    for output in outputs:
+        _remove(staging_container(output))
     return rolled
 
 
@@ -298,7 +324,7 @@ class StagedOutputs:
 
 @contextlib.contextmanager
 def staged_outputs(
-    dirs: list[str | Path] = (), files: list[str | Path] = ()
+    dirs: Sequence[str | Path] = (), files: Sequence[str | Path] = ()
 ) -> Iterator[StagedOutputs]:
     """Write a stage's outputs (folders ``dirs``, single files ``files``) as one new version.
 

@@ -65,11 +65,14 @@ def output_commit(
     ``outputs_commit`` is HEAD only when that is certain: a clean tree, not inside a DVC
     stage, and every input (``data``, from :func:`data_versions`) listed in ``dvc.lock``.
     A stage's outputs belong to the commit that will record its ``dvc.lock``, which does not
-    exist while it runs: then it is null and ``note`` says why. Reproducing never needs it
-    (inputs are fetched by md5).
+    exist while it runs: then it is null and ``note`` says why. Inside a DVC stage HEAD and
+    the dirty flag are not recorded either (``commit`` and ``dirty`` are null): the manifest
+    is part of a DVC-tracked output, and a HEAD in it would make every fresh run's output
+    hash differ from the committed ``dvc.lock`` (HEAD is always the commit before the one
+    that records the run). Reproducing never needs it (inputs are fetched by md5).
     """
-    state = git_state(root)
     stage = os.environ.get(DVC_STAGE_ENV) or None
+    state = {"commit": None, "dirty": None} if stage else git_state(root)
     commit = state["commit"]
     listed = [v.get("in_dvc_lock") for v in (data or {}).values()]
     by_md5 = (
@@ -77,14 +80,14 @@ def output_commit(
         "remote) and does not need this commit"
     )
     outputs = None
-    if commit is None:
-        note = f"not built inside a git repository; {by_md5}"
-    elif stage:
+    if stage:
         note = (
-            f"built by the DVC stage {stage!r} on top of commit {commit[:12]}: its outputs "
-            "belong to the commit that records this run's dvc.lock, which did not exist yet "
-            f"(find it with `git log -- dvc.lock`); {by_md5}"
+            f"built by the DVC stage {stage!r}: its outputs belong to the commit that records "
+            "this run's dvc.lock, which did not exist yet (find it with `git log -- dvc.lock`); "
+            f"{by_md5}"
         )
+    elif commit is None:
+        note = f"not built inside a git repository; {by_md5}"
     elif state["dirty"]:
         note = (
             f"built in a working tree with uncommitted changes on top of commit {commit[:12]}; "
@@ -239,16 +242,41 @@ def _pull(repo: Any, md5: str, cached: Path, label: str) -> tuple[Path, str]:
         remote = repo.cloud.get_remote(command="fetch")
     except NoRemoteError:
         raise DataNotFoundError(f"{missing}, and no default DVC remote is configured") from None
-    where = f"remote {remote.name!r} ({remote.path})"
+    where = f"remote {remote.name!r} ({remote.fs.unstrip_protocol(remote.path)})"  # s3://..
+    check = (
+        "check the remote's URL, endpoint and credentials (`dvc remote list`, "
+        "`dvc remote modify --local <name> access_key_id ...` or AWS_* variables)"
+    )
     try:
-        repo.cloud.pull([HashInfo("md5", md5)], remote=remote.name)
+        result = repo.cloud.pull([HashInfo("md5", md5)], remote=remote.name)
     except Exception as exc:  # any remote backend error: report it with the object's name
-        raise DataNotFoundError(f"{missing}, and fetching it from {where} failed: {exc}") from exc
+        raise DataNotFoundError(
+            f"{missing}, and fetching it from {where} failed: {exc}; {check}"
+        ) from exc
     if not cached.is_file():
+        if result.failed:  # DVC logged the transfer error and went on: ask the remote once more
+            reason = _remote_error(remote, md5) or "see DVC's error above"
+            raise DataNotFoundError(
+                f"{missing}, and fetching it from {where} failed: {reason}; {check}"
+            )
         raise DataNotFoundError(f"{missing} nor on {where}: run `dvc push` in a clone that has it")
     if file_md5(cached) != md5:
         raise DataNotFoundError(f"{label}: the object fetched from {where} has another md5")
     return cached, f"dvc at remote {remote.name!r}"
+
+
+def _remote_error(remote: Any, md5: str) -> str | None:
+    """The error the remote gives when asked about one object (None if it answers).
+
+    ``fs.info`` rather than ``exists``: fsspec's ``exists``/``isfile`` turn every error
+    (missing credentials included) into False."""
+    try:
+        remote.fs.info(remote.odb.oid_to_path(md5))
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # the backend's own error (credentials, endpoint, bucket)
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def frame_sha256(df: pd.DataFrame) -> str:
@@ -300,8 +328,15 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def now_utc() -> str:
-    """Creation time for manifests, ISO 8601 UTC."""
+def now_utc() -> str | None:
+    """Creation time for manifests, ISO 8601 UTC; None inside a DVC stage.
+
+    A stage's manifests are part of its DVC-tracked outputs: a wall-clock time there would
+    make every run's output hash differ (a fresh ``dvc repro`` could never reproduce the
+    committed ``dvc.lock``). When a stage ran is when the commit that records it was made.
+    """
+    if os.environ.get(DVC_STAGE_ENV):
+        return None
     return datetime.now(UTC).isoformat()
 
 
