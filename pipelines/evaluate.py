@@ -21,6 +21,7 @@ from featureops.training import (
     split_time,
     time_split,
 )
+from pipelines import summarize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     plots = {paths.plots / f"{name}.json": rows for name, rows in curves(y, p, threshold).items()}
     metrics_file = paths.metrics / "evaluate.json"
-    with staged_outputs(files=[metrics_file, *plots]) as out:
+    metric = summarize.summary_path(paths.metrics, "evaluate")  # the DVC metric
+    with staged_outputs(files=[metrics_file, metric, *plots]) as out:
         write_json(metrics, out.path(metrics_file))
+        write_json(summarize.evaluate(metrics), out.path(metric))
         for path, rows in plots.items():
             write_json(rows, out.path(path))
     m, b = metrics["model"], metrics["baseline_prevalence"]

@@ -14,6 +14,7 @@ from featureops.io import staged_outputs, write_json, write_text
 from featureops.labels import LabelSpec, label_rows
 from featureops.monitoring import current_window, monitor, summary_metrics, watched_model
 from featureops.store.registry import RegistryLocationError, check_registry_location
+from pipelines import summarize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     current = current_window(store, service, rows, float(cfg["current_days"]), known_at)
     label_end = rows[EVENT_TIMESTAMP].max() + pd.Timedelta(microseconds=1)
     result = monitor(watched, current, cfg, label.name, label_end - label.horizon)
-    metrics = paths.metrics / "monitor.json"
-    with staged_outputs(files=[metrics]) as out:
-        write_json(summary_metrics(result), out.path(metrics))
+    metrics = paths.metrics / "monitor.json"  # per feature: details, read by the service
+    metric = summarize.summary_path(paths.metrics, "monitor")  # the DVC metric
+    details = {**summary_metrics(result), "current_rows": result["current_rows"]}
+    with staged_outputs(files=[metrics, metric]) as out:
+        write_json(details, out.path(metrics))
+        write_json(summarize.monitor(details), out.path(metric))
     report = write_text(render_report(result), paths.reports / "drift_report.html")
     status = "ALERT" if result["alert"] else "ok"
     print(

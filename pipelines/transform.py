@@ -1,5 +1,8 @@
 """DVC stage `transform`: validated Parquet -> the feature tables declared in params.yaml.
 
+Computed by DuckDB, or by Spark with ``transform.engine: spark`` (settings under
+``transform.spark``; the files written are the same, see docs/feature-tables.md).
+
 The tables, their normalization statistics and the metrics are replaced together, atomically
 (``featureops.io.staged_outputs``): a failed or killed run leaves the previous version.
 """

@@ -15,7 +15,7 @@ import yaml
 
 from featureops.config import ConfigError, stage_params
 from featureops.ingest import one_line
-from featureops.io import staged_outputs
+from featureops.io import staged_outputs, write_json
 from featureops.validation import (
     METRICS_FILE,
     STAGE,
@@ -23,6 +23,7 @@ from featureops.validation import (
     parse_reference_time,
     run_validate,
 )
+from pipelines import summarize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         params, paths = stage_params(__doc__, argv)
         reference = parse_reference_time((params.get("validate") or {}).get("reference_time"))
         quarantine, metrics = paths.quarantine / STAGE, paths.metrics / METRICS_FILE
-        with staged_outputs(dirs=[paths.validated, quarantine], files=[metrics]) as out:
+        metric = summarize.summary_path(paths.metrics, STAGE)  # the DVC metric
+        files = [metrics, metric]
+        with staged_outputs(dirs=[paths.validated, quarantine], files=files) as out:
             # run_validate writes <validated>/, <quarantine>/validate/ and <metrics>/validate.json
+            # (every check's result: details, not a DVC metric)
             params["paths"] = {
                 **params["paths"],
                 "validated": str(out.path(paths.validated)),
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 "metrics": str(out.container(metrics)),
             }
             summary = run_validate(params, reference_time=reference)
+            write_json(summarize.validate(summary), out.path(metric))
     except (BatchValidationError, ConfigError, ValueError, yaml.YAMLError) as exc:
         print(f"validate failed: {one_line(exc)}", file=sys.stderr)
         return 1
