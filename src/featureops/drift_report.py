@@ -1,4 +1,9 @@
-"""A self-contained HTML drift report: summary table and one inline SVG chart per feature."""
+"""A self-contained HTML drift report: summary table and one inline SVG chart per feature.
+
+Nothing is loaded from anywhere: styles inline, charts as inline SVG, system fonts, and an
+empty inline favicon (so a browser asks for none when the report is served over HTTP).
+``tests/browser`` opens it in chromium with every outside request blocked.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from jinja2 import Environment, select_autoescape
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>featureops drift report</title>
+<link rel="icon" href="data:,">
 <style>
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}

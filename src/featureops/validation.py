@@ -11,9 +11,7 @@ naming the source, the file and the check, and nothing is written.
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -226,12 +224,14 @@ class Validator:
     definition, a suite and a validation definition. Results stay in the context for Data Docs.
     """
 
-    def __init__(self, progress_bars: bool | None = None) -> None:
+    def __init__(self, progress_bars: bool = False) -> None:
+        """``progress_bars``: GE's own tqdm bars ("Calculating Metrics", one per suite run),
+        off by default through GE's context config (not ``TQDM_DISABLE``, which would also
+        silence every other tqdm bar in the process); featureops' own bars are separate
+        (:mod:`featureops.progress`)."""
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        if progress_bars is None:  # the tqdm "Calculating Metrics" bars only for a terminal
-            progress_bars = sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
         self._gx = gx
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(
@@ -273,21 +273,16 @@ class Validator:
 
     def build_docs_staged(self, target: Path) -> Path:
         """Render Data Docs into a new temp dir beside ``target`` and return it."""
+        from featureops import data_docs
+
         target = Path(target).resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         site = f"site_{tmp.name.strip('.')}"
-        self.context.add_data_docs_site(
-            site_name=site,
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(tmp),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
+        # offline pages: no CDN assets, no remote logo (see featureops.data_docs); GE's
+        # TypedDict for the config names only some of the keys SiteBuilder takes
+        config: Any = data_docs.site_config(tmp)
+        self.context.add_data_docs_site(site_name=site, site_config=config)
         try:
             self.context.build_data_docs(site_names=[site])
         except Exception:
@@ -404,7 +399,7 @@ def source_metrics(
 ) -> dict[str, Any]:
     """The metrics of one source; raises AssertionError if the counts do not reconcile."""
     accepted = rows_in - quarantined
-    metrics = {
+    metrics: dict[str, Any] = {
         "file": str(file),
         "rows_in": rows_in,
         "accepted": accepted,
@@ -527,7 +522,7 @@ def run_validate(
     params: dict[str, Any],
     root: str | Path = ".",
     reference_time: datetime | None = None,
-    progress_bars: bool | None = None,
+    progress_bars: bool = False,
 ) -> dict[str, Any]:
     """The whole stage: validate every source, then write outputs; return the metrics.
 

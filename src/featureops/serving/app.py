@@ -5,7 +5,8 @@ front of FastAPI: it enforces the body limit, counts every status, and calls one
 synchronous function that does the (sub-millisecond) work on the event loop: no
 thread-pool hop, no routing or dependency solving, no pydantic validation of bodies
 (see :mod:`.requests`), no DataFrame; JSON by orjson. FastAPI still declares the route,
-so the OpenAPI schema documents it, and serves ``/health``, ``/metrics`` and the docs.
+so the OpenAPI schema documents it, and serves ``/health``, ``/metrics`` and the docs
+(``/docs``, ``/redoc``: their assets are served by the service too, see :mod:`.docs`).
 Feast is never called on the request path: its registry is resolved once per state
 (see :mod:`.state`).
 """
@@ -29,10 +30,12 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from featureops.config import load_params
 from featureops.feature_log import FeatureLogger
+from featureops.serving.docs import add_redoc
 from featureops.serving.metrics import CONTENT_TYPE_LATEST, Metrics, PredictPath
 from featureops.serving.requests import RequestError, loads, parse_entities
 from featureops.serving.settings import ServingSettings
@@ -116,11 +119,17 @@ def create_app(
             gc.unfreeze()
             sys.setswitchinterval(switch_interval)
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from the service itself,
+    # not from a CDN (see .docs)
+    app = FastAPIOffline(
         title="featureops prediction service",
         description="Predictions from the online feature store through the model's feature service.",
         lifespan=lifespan,
+        redoc_url=None,
+        # no badge from validator.swagger.io (Swagger UI shows one for non-local hosts)
+        swagger_ui_parameters={"validatorUrl": None},
     )
+    add_redoc(app)
     app.state.metrics = metrics
     app.state.featureops = ctx
 
@@ -141,7 +150,7 @@ def create_app(
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    errors = {
+    errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse, "description": text}
         for code, text in {
             400: "too many entities (serving.max_ids)",
