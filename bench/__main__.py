@@ -13,7 +13,15 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import pipeline_bench, retrieval, serving_bench, transform_bench
+from bench import (
+    online_store_bench,
+    pipeline_bench,
+    retrieval,
+    serving_bench,
+    spark_frames_bench,
+    transform_bench,
+)
+from featureops.progress import track
 
 OUT = Path(__file__).resolve().parent
 # simulator overrides for the large pipeline run (about 25x the demo's sensor rows)
@@ -46,7 +54,15 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-PARTS = ("retrieval", "materialization", "online", "pipeline", "transform")
+PARTS = (
+    "retrieval",
+    "materialization",
+    "online",
+    "online_stores",
+    "spark_frames",
+    "pipeline",
+    "transform",
+)
 
 
 def run_part(part: str, quick: bool) -> dict:
@@ -67,11 +83,24 @@ def run_part(part: str, quick: bool) -> dict:
         return {
             "materialization": serving_bench.materialization([1_000] if quick else [1_000, 100_000])
         }
-    if part == "online":
+    if part == "online":  # one bench project: in-process reads, then the service under load
+        serving = serving_bench.run(
+            seconds=2.0 if quick else 5.0,
+            rounds=1 if quick else 3,
+            connections=(4,) if quick else (4, 16),
+        )
         return {
-            "online": serving_bench.online_latency("feature_repo"),
-            "service": serving_bench.service(),
+            "online": serving["online"],
+            "service": serving["service"],
+            "service_ratios": serving["ratios"],
+            "service_materialize_loop": serving.get("materialize_loop"),
+            "service_load": [serving["load_before"], serving["load_after"]],
         }
+    if part == "online_stores":  # SQLite vs a local redis-server, same bench definitions
+        return {"online_stores": online_store_bench.run(repeats=50 if quick else 300)}
+    if part == "spark_frames":  # Spark local[2] vs DuckDB point-in-time join, same Parquet
+        entities, rows = (10_000, 100_000) if quick else (100_000, 1_000_000)
+        return {"spark_frames": spark_frames_bench.run(entities, rows)}
     if part == "transform":  # quick: the demo and 724k sizes; full: also 10M sensor rows
         return {"transform": transform_bench.run(quick)}
     out = {"pipeline": pipeline_bench.run()}
@@ -87,7 +116,8 @@ def main() -> None:
     parser.add_argument("--only", choices=PARTS, help="run one part")
     args = parser.parse_args()
     results: dict = {"machine": machine(), "date": datetime.now(UTC).isoformat(timespec="seconds")}
-    for part in [args.only] if args.only else PARTS:
+    parts = [args.only] if args.only else list(PARTS)
+    for part in track(parts, "benchmarks", total=len(parts)):  # a bar on a terminal only
         results |= run_part(part, args.quick)
     if args.quick or args.only:  # partial runs never replace the published results
         print(json.dumps(results, indent=2))
@@ -104,6 +134,87 @@ Full `dvc repro` from a fresh clone: {p["full_repro_s"]} s. No-op `dvc repro`:
 {p["noop_repro_s"]} s. Peak memory of each stage run on its own:
 
 {table(stages, ["stage", "peak_rss_mb", "wall", "exit"])}
+"""
+
+
+def serving_section(r: dict) -> str:
+    """`bench.serving_bench.run`: in-process reads, /predict vs `feast serve` (medians)."""
+    service = table(
+        r["service"],
+        [
+            "server",
+            "test",
+            "entities",
+            "phase",
+            "p50_ms",
+            "p99_ms",
+            "requests_per_s",
+            "server_cpu_ms_per_request",
+            "requests",
+            "errors",
+        ],
+    )
+    ratios = table(
+        r.get("service_ratios", []),
+        [
+            "test",
+            "entities",
+            "phase",
+            "p99_vs_feast",
+            "rps_vs_feast",
+            "cpu_ms_per_request",
+            "feast_cpu_ms_per_request",
+            "p99_vs_idle",
+            "rps_vs_idle",
+            "errors",
+        ],
+    )
+    return f"""## Online reads and the prediction service (bench project, `{serving_bench.SERVICE}`)
+A throw-away demo-shaped project (1,000 entities, 25 features, a python-mode on-demand
+view). In process: featureops' reader vs Feast's `get_online_features`:
+
+{table(r["online"], ["what", "entities", "p50_ms", "p99_ms", "n"])}
+
+`POST /predict` of the featureops service vs `feast serve` (both 2 workers, `wrk`), idle and
+while Feast's materialize rewrites the store in a loop; medians over rounds:
+
+{service}
+
+Ratios of the same run (featureops / feast; materializing / idle):
+
+{ratios}
+"""
+
+
+def online_stores_section(o: dict | None) -> str:
+    """`bench.online_store_bench.run`: SQLite vs Redis, materialize and online reads."""
+    if not o:
+        return ""
+    engines = [e for e in ("sqlite", "redis") if e in o]
+    mat = [
+        {"engine": e, "run": run, **o[e][key]}
+        for e in engines
+        for run, key in (("full", "materialize_full"), ("+1 h", "materialize_incremental_1h"))
+    ]
+    reads = [{"engine": e, **row} for e in engines for row in o[e]["online"]]
+    return f"""## Online stores: SQLite vs Redis ({o["entities"]:,} entities, {o["hours"]} h)
+
+{table(mat, ["engine", "run", "seconds", "source_rows", "rows_written", "rows_written_per_s", "full_refresh"])}
+
+{table(reads, ["engine", "what", "entities", "p50_ms", "p99_ms", "n"])}
+"""
+
+
+def spark_frames_section(s: dict | None) -> str:
+    """`bench.spark_frames_bench.run`: the frame on Spark local[2] vs DuckDB."""
+    if not s:
+        return ""
+    rows = [{"mode": m, **s[m]} for m in ("as_recorded", "as_known_at") if m in s]
+    return f"""## Training frame on Spark ({s["spark_master"]}) vs DuckDB
+{s["feature_rows"]:,} feature rows, {s["entities"]:,} entity rows; Spark start-up
+{s["spark_start_s"]} s (not included below). `equal`: the same Arrow table as DuckDB's.
+
+{table(rows, ["mode", "duckdb_s", "spark_s", "spark_over_duckdb", "equal", "matched_rows"])}
 """
 
 
@@ -131,10 +242,9 @@ conversion and `online_write_batch`, and Feast's stock `FeatureStore.materialize
 
 {table(r["materialization"], ["entities", "rows_scanned", "featureops_materialize_s", "direct_bulk_insert_s", "ratio", "entities_per_s", "feast_proto_write_s", "feast_stock_materialize_s", "stock_vs_featureops"])}
 
-## Online reads and the prediction service (demo store, feature service `failure_model_v1`)
-
-{table(r["online"] + r["service"], ["what", "entities", "p50_ms", "p99_ms", "n", "requests_per_s"])}
-
+{serving_section(r)}
+{online_stores_section(r.get("online_stores"))}
+{spark_frames_section(r.get("spark_frames"))}
 {pipelines}"""
     if "transform" in r:
         text += "\n" + transform_bench.markdown(r["transform"])

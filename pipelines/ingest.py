@@ -15,6 +15,7 @@ import yaml
 from featureops.config import ConfigError, source_specs, stage_params
 from featureops.ingest import IngestError, ingest_source, one_line
 from featureops.io import staged_outputs, write_json, write_parquet
+from pipelines import summarize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,12 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         k: sum(r.stats[k] for r in results) for k in ("rows_in", "accepted", "quarantined")
     }
     quarantine, metrics = paths.quarantine / "ingest", paths.metrics / "ingest.json"
+    metric = summarize.summary_path(paths.metrics, "ingest")  # the DVC metric
     # write only once every source has parsed; replace the previous version as a whole
-    with staged_outputs(dirs=[paths.interim, quarantine], files=[metrics]) as out:
+    with staged_outputs(dirs=[paths.interim, quarantine], files=[metrics, metric]) as out:
         for result in results:
             write_parquet(result.accepted, out.path(paths.interim) / f"{result.source}.parquet")
             write_parquet(result.quarantined, out.path(quarantine) / f"{result.source}.parquet")
         write_json(summary, out.path(metrics))
+        write_json(summarize.ingest(summary), out.path(metric))
     for r in results:
         print(f"ingest {r.source}: {r.stats}")
     return 0

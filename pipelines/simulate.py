@@ -13,15 +13,19 @@ import sys
 from pathlib import Path
 
 from featureops.config import ConfigError, load_params
-from featureops.io import write_json
+from featureops.io import staged_outputs, write_json
 from featureops.simulate import simulate_fleet
+from pipelines import summarize
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="data/demo/landing", help="the demo's drop folder")
-    parser.add_argument("--metrics", default="metrics/simulate.json")
+    parser.add_argument("--metrics", default="metrics/simulate.json", help="details")
+    parser.add_argument(
+        "--summary", default="metrics/summary/simulate.json", help="the DVC metric (a summary)"
+    )
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
@@ -31,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
-    write_json(summary, args.metrics)
+    with staged_outputs(files=[args.metrics, args.summary]) as out:
+        write_json(summary, out.path(args.metrics))
+        write_json(summarize.simulate(summary), out.path(args.summary))
     print(f"simulate: wrote {args.out}: {json.dumps(summary, sort_keys=True)}")
     return 0
 

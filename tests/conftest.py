@@ -1,4 +1,4 @@
-"""Shared fixtures: a project params file whose paths point into a temp directory."""
+"""Shared fixtures: repository params for tests to shrink; the built demo project."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.project import REPO_ROOT, BuiltDemo, build_demo
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -27,3 +27,10 @@ def write_params(root: Path, params: dict) -> Path:
 @pytest.fixture
 def repo_params() -> dict:
     return load_repo_params()
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory: pytest.TempPathFactory) -> BuiltDemo:
+    """The demo project, git + DVC, tiny params, reproduced once per session (with the
+    params audit). A template: read it, or work in ``tests.project.copy_project`` of it."""
+    return build_demo(tmp_path_factory.mktemp("demo"))

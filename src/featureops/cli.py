@@ -206,8 +206,12 @@ def model_list(params_path: ParamsOpt = Path("params.yaml")) -> None:
     from featureops import registry
 
     _, _, reg = _registry(params_path)
+    found = registry.versions(reg)
+    if not found:  # stdout, and no leading "*": `make serve` greps '^\*' for production
+        typer.echo("no models registered yet: run `dvc repro` then `featureops model register`")
+        return
     current = registry.production_version(reg)
-    for version in registry.versions(reg):
+    for version in found:
         manifest = registry.read_manifest(reg / version)
         mark = "*" if version == current else " "
         typer.echo(

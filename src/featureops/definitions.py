@@ -23,6 +23,8 @@ def _digest(obj: Any) -> str:
 def view_spec(view: FeatureView) -> dict[str, Any]:
     """The value-relevant parts of a batch feature view."""
     source = view.batch_source
+    if source is None:  # Feast requires one for a batch view; this keeps it explicit
+        raise ValueError(f"feature view {view.name!r} has no batch source")
     return {
         "name": view.name,
         "entities": sorted(view.entities),

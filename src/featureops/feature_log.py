@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -81,7 +81,7 @@ class PartWriter:
         def convert() -> None:
             # a few hundred rows per conversion, then a pause for other threads
             nonlocal chunk, rows
-            if not chunk:
+            if not chunk or schema is None:  # rows come with their batch's schema
                 return
             try:
                 columns = {
@@ -125,14 +125,14 @@ class PartWriter:
         return written
 
 
-def _send(stream: BinaryIO, message: Any) -> None:
+def _send(stream: IO[bytes], message: Any) -> None:
     payload = pickle.dumps(message, protocol=5)
     stream.write(_LENGTH.pack(len(payload)))
     stream.write(payload)
     stream.flush()
 
 
-def _receive(stream: BinaryIO) -> Any:
+def _receive(stream: IO[bytes]) -> Any:
     header = stream.read(_LENGTH.size)
     if len(header) < _LENGTH.size:
         return None  # the other side is gone
@@ -153,6 +153,10 @@ class _Child:
             stdout=subprocess.PIPE,
             start_new_session=False,
         )
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None  # both are pipes
+        self.stdin: IO[bytes] = stdin
+        self.stdout: IO[bytes] = stdout
         self._schemas: dict[int, tuple[pa.Schema, int]] = {}
 
     def write(self, batches: list[Queued], timeout: float) -> tuple[list[Path], int, int]:
@@ -163,11 +167,11 @@ class _Child:
             if known is None or known[0] is not schema:
                 known = (schema, len(self._schemas))
                 self._schemas[id(schema)] = known
-                _send(self.proc.stdin, ("schema", known[1], schema))
+                _send(self.stdin, ("schema", known[1], schema))
             refs.append((blob, rows, known[1]))
-        _send(self.proc.stdin, ("write", refs))
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        reply = _receive(self.proc.stdout) if ready else None
+        _send(self.stdin, ("write", refs))
+        ready, _, _ = select.select([self.stdout], [], [], timeout)
+        reply = _receive(self.stdout) if ready else None
         if reply is None:
             raise RuntimeError("the feature log writer process did not answer")
         _, paths, rows, errors = reply
@@ -175,8 +179,8 @@ class _Child:
 
     def close(self, timeout: float) -> None:
         with contextlib.suppress(OSError, ValueError):
-            _send(self.proc.stdin, ("exit",))
-            self.proc.stdin.close()
+            _send(self.stdin, ("exit",))
+            self.stdin.close()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

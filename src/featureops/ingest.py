@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from featureops.config.sources import INTEGER_TYPES, STRING_TYPES, SourceSpec
+from featureops.progress import track
 
 QUARANTINE_COLUMNS = ["source", "stage", "file", "line", "reason", "record"]
 CREATED = "created"
@@ -598,7 +599,7 @@ def _read_csv_files(
 ) -> tuple[pd.DataFrame, list[_FileParse]]:
     """Parse every CSV drop: (typed rows with ``filename``, per file rejects and rows in)."""
     files = []
-    for n, path in enumerate(paths):
+    for n, path in enumerate(track(paths, f"ingest {spec.name}: reading drops", len(paths))):
         try:
             files.append(_prepare_csv(spec, path, tmp, n))
         except (csv.Error, UnicodeError, OSError) as exc:
@@ -796,7 +797,10 @@ def _parse_files(
             if spec.format == "csv":
                 parsed, results = _read_csv_files(con, spec, types, files, Path(tmp))
             else:
-                results = [_read_parquet_file(con, spec, types, path) for path in files]
+                results = [
+                    _read_parquet_file(con, spec, types, path)
+                    for path in track(files, f"ingest {spec.name}: reading drops", len(files))
+                ]
                 parsed = pd.concat([r.parsed for r in results], ignore_index=True)
     finally:
         con.close()

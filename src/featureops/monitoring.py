@@ -84,7 +84,7 @@ def monitor(
     per_feature = feature_drift(watched.reference, current, features, t)
     ref_p = watched.reference["probability"].to_numpy(dtype=float)
     cur_p = predict_proba(watched.model, current)
-    prediction = {
+    prediction: dict[str, Any] = {
         "psi": psi_numeric(ref_p, cur_p),
         "reference_mean": float(ref_p.mean()),
         "current_mean": float(cur_p.mean()),

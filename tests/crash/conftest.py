@@ -1,78 +1,37 @@
-"""A built demo project (git + DVC, tiny params) shared by the crash and copy tests."""
+"""A built demo project shared by the crash and copy tests: a relocated copy of the template."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
-from tests.e2e.test_pipeline import project_files, tiny_params
+from tests.project import (  # noqa: F401  (re-exported: other tests import them from here)
+    BIN,
+    BuiltDemo,
+    assert_up_to_date,
+    build_project,
+    copy_project,
+    dvc,
+    env,
+    project_files,
+    run,
+    tiny_params,
+)
 
-BIN = Path(sys.executable).parent
 HOOK = Path(__file__).parent / "hook"  # sitecustomize that pauses a stage for the kill
 
 
-def env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "TQDM_DISABLE": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        **(extra or {}),
-    }
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run([str(BIN / "dvc"), *args], root, check)
-
-
-def assert_up_to_date(root: Path, *stages: str) -> None:
-    """``dvc status`` (of ``stages`` and what they depend on, or of everything) is clean."""
-    out = dvc(root, "status", *stages).stdout
-    assert "up to date" in out.lower(), out
-
-
-def build_project(root: Path) -> Path:
-    """A git + DVC copy of this repository with tiny params, reproduced once."""
-    for rel in project_files():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / rel, target)
-    params_path = root / "params.yaml"
-    params_path.write_text(
-        yaml.safe_dump(tiny_params(yaml.safe_load(params_path.read_text())), sort_keys=False)
-    )
-    run(["git", "init", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "init"], root)
-    dvc(root, "repro")
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "first repro"], root)
-    return root
-
-
 @pytest.fixture(scope="session")
-def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_project(tmp_path_factory.mktemp("crash") / "project")
+def built_project(built_demo: BuiltDemo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the built demo the crash tests may kill stages in (they leave it complete)."""
+    return copy_project(built_demo, tmp_path_factory.mktemp("crash") / "project")
 
 
 def snapshot(path: Path) -> dict[str, str]:

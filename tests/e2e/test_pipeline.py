@@ -1,97 +1,39 @@
-"""The whole pipeline under real DVC in a throw-away git repository, on a tiny demo."""
+"""The whole pipeline under real DVC in a throw-away git repository, on a tiny demo.
+
+The read-only checks look at the session's built demo (``built_demo``, reproduced once with
+the params audit on); a test that changes the project works in a relocated copy of it, and
+the data-version tests share ``two_versions`` (tests/e2e/conftest.py).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import ADHOC_FRAME, SENSOR_STATS
+from tests.project import (  # noqa: F401  (re-exported: other tests import them from here)
+    AUDIT_SITE,
+    BIN,
+    BuiltDemo,
+    build_project,
+    copy_project,
+    dvc,
+    project_files,
+    run,
+    tiny_params,
+)
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
 
-
-AUDIT_SITE = REPO_ROOT / "tests" / "params_audit"  # sitecustomize that logs params reads
-
-
-def run(
-    cmd: list[str], cwd: Path, check: bool = True, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        **(extra_env or {}),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "TQDM_DISABLE": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def project_files() -> list[str]:
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [f for f in out if (REPO_ROOT / f).is_file() and not f.startswith(("bench/", "tests/"))]
-
-
-def tiny_params(params: dict) -> dict:
-    params["simulate"].update(n_machines=8, n_days=8)
-    params["simulate"]["failure"]["wear_rate_range"] = [0.006, 0.015]  # failures within days
-    params["features"]["sensor_stats"]["normalize"]["fit"] = {
-        "start": "2026-01-01",
-        "end": "2026-01-06",
-    }
-    params["train"].update(split_at="2026-01-07")
-    return params
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git + DVC copy of this repository with tiny params, reproduced once."""
-    root = tmp_path_factory.mktemp("project")
-    for rel in project_files():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / rel, target)
-    params_path = root / "params.yaml"
-    params_path.write_text(
-        yaml.safe_dump(tiny_params(yaml.safe_load(params_path.read_text())), sort_keys=False)
-    )
-    run(["git", "init", "-q"], root)
-    run([str(BIN / "dvc"), "remote", "add", "-f", "-d", "local", str(root.parent / "remote")], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "init"], root)
-    audit = {
-        "FEATUREOPS_PARAMS_AUDIT": str(root.parent / "params_audit"),
-        "PYTHONPATH": os.pathsep.join([str(AUDIT_SITE), os.environ.get("PYTHONPATH", "")]),
-    }
-    run([str(BIN / "dvc"), "repro"], root, extra_env=audit)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "first repro"], root)
-    return root
-
-
-def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run([str(BIN / "dvc"), *args], project, check)
+@pytest.fixture
+def project(built_demo: BuiltDemo) -> Path:
+    """The built demo itself: tests using it only read it (a no-op repro changes nothing)."""
+    return built_demo.root
 
 
 def test_repro_builds_every_stage_and_counts_reconcile(project: Path) -> None:
@@ -138,9 +80,9 @@ def _stage_of(argv: list[str], stages: dict[str, dict]) -> str | None:
     return None
 
 
-def test_every_param_a_stage_reads_is_declared(project: Path) -> None:
-    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    records = [json.loads(p.read_text()) for p in (project.parent / "params_audit").glob("*.json")]
+def test_every_param_a_stage_reads_is_declared(built_demo: BuiltDemo) -> None:
+    stages = yaml.safe_load((built_demo.root / "dvc.yaml").read_text())["stages"]
+    records = [json.loads(p.read_text()) for p in built_demo.audit.glob("*.json")]
     seen: set[str] = set()
     for record in records:
         stage = _stage_of(record["argv"], stages)
@@ -166,77 +108,61 @@ def test_second_repro_is_up_to_date(project: Path) -> None:
         assert f"Running stage '{stage}'" not in proc.stdout
 
 
-def test_param_change_reruns_only_dependent_stages(project: Path) -> None:
-    params_path = project / "params.yaml"
-    original = params_path.read_text()
-    params = yaml.safe_load(original)
-    params["validate"]["max_bad_row_share"] = 0.2
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        proc = dvc(project, "repro")
-        assert "Running stage 'validate'" in proc.stdout
-        assert "Running stage 'simulate'" not in proc.stdout
-        assert "Running stage 'ingest'" not in proc.stdout
-    finally:
-        params_path.write_text(original)
-        dvc(project, "repro")
+def test_model_list_on_an_empty_registry_says_what_to_do(project: Path) -> None:
+    assert not (project / "models" / "registry").exists()
+    proc = run([str(BIN / "featureops"), "model", "list"], project)
+    assert proc.stdout.strip() == (
+        "no models registered yet: run `dvc repro` then `featureops model register`"
+    ), proc.stdout
+    assert not proc.stdout.startswith("*")  # `make serve` greps '^\*' for a production model
 
 
-def test_frame_from_an_older_commit_reproduces_after_new_data(project: Path) -> None:
-    featureops = str(BIN / "featureops")
-    out = "data/adhoc/frame.parquet"  # data/frames is the train stage output
-    proc = run(
-        [
-            featureops,
-            "frame",
-            "--out",
-            out,
-            "--start",
-            "2026-01-02T00:00:00Z",
-            "--end",
-            "2026-01-05T00:00:00Z",
-        ],
-        project,
-    )
-    assert "manifest data/adhoc/frame.manifest.json" in proc.stdout
-    manifest = json.loads((project / "data/adhoc/frame.manifest.json").read_text())
-    assert manifest["git"]["commit"] and manifest["git"]["dirty"] is False
-    assert manifest["data"]["data/features/sensor_stats.parquet"]["dvc"]["stage"] == "transform"
-
-    params_path = project / "params.yaml"
-    original = params_path.read_text()
-    params = yaml.safe_load(original)
-    params["simulate"]["seed"] += 7
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        dvc(project, "repro")
-        run(["git", "commit", "-qam", "newer data"], project)
-        proc = run([featureops, "reproduce", "data/adhoc/frame.manifest.json"], project)
-        result = json.loads(proc.stdout)
-        assert result["match"] is True
-        assert any(v.startswith("dvc at") for v in result["data_sources"].values()), result
-    finally:
-        params_path.write_text(original)
-        dvc(project, "repro")
-        run(["git", "commit", "-qam", "back to the first data"], project)
-
-
-def test_checkout_of_an_older_commit_restores_its_parquet(project: Path) -> None:
-    features = project / "data" / "features" / "sensor_stats.parquet"
-    old_bytes = features.read_bytes()
-    dvc(project, "push")
+def test_param_change_reruns_only_dependent_stages(built_demo: BuiltDemo, tmp_path: Path) -> None:
+    project = copy_project(built_demo, tmp_path / "project")
     params_path = project / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
-    params["simulate"]["seed"] += 1
+    params["validate"]["max_bad_row_share"] = 0.2
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(project, "repro")
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "new seed"], project)
-    assert features.read_bytes() != old_bytes
+    proc = dvc(project, "repro")
+    assert "Running stage 'validate'" in proc.stdout
+    assert "Running stage 'simulate'" not in proc.stdout
+    assert "Running stage 'ingest'" not in proc.stdout
 
-    run(["git", "checkout", "-q", "HEAD~1"], project)
-    dvc(project, "checkout")
-    assert features.read_bytes() == old_bytes
-    run(["git", "checkout", "-q", "-"], project)
-    dvc(project, "checkout")
+
+def test_frame_from_an_older_commit_reproduces_after_new_data(two_versions: dict) -> None:
+    """An ad-hoc frame built at the first data version (``featureops frame``, in the fixture)
+    reproduces after new data was reproduced and committed."""
+    project = two_versions["root"]
+    assert (
+        f"manifest {ADHOC_FRAME.replace('.parquet', '.manifest.json')}"
+        in (two_versions["adhoc_stdout"])
+    )
+    manifest = json.loads((project / "data/adhoc/frame.manifest.json").read_text())
+    assert manifest["git"]["commit"] == two_versions["first_commit"]
+    assert manifest["git"]["dirty"] is False
+    assert manifest["data"][SENSOR_STATS]["dvc"]["stage"] == "transform"
+    assert (
+        manifest["data"][SENSOR_STATS]["md5"]
+        != (two_versions["second"]["data"][SENSOR_STATS]["md5"])
+    )  # the data it was built from is no longer in the workspace
+
+    proc = run([str(BIN / "featureops"), "reproduce", "data/adhoc/frame.manifest.json"], project)
+    result = json.loads(proc.stdout)
+    assert result["match"] is True
+    assert any(v.startswith("dvc at") for v in result["data_sources"].values()), result
+
+
+def test_checkout_of_an_older_commit_restores_its_parquet(two_versions: dict) -> None:
+    project = two_versions["root"]
+    features = project / SENSOR_STATS
+    old_bytes = two_versions["first_features"]
+    assert features.read_bytes() != old_bytes  # the new seed's data, committed
+
+    run(["git", "checkout", "-q", two_versions["first_commit"]], project)
+    try:
+        dvc(project, "checkout")
+        assert features.read_bytes() == old_bytes
+    finally:
+        run(["git", "checkout", "-q", "-"], project)
+        dvc(project, "checkout")
     assert features.read_bytes() != old_bytes
