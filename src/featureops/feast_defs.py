@@ -17,6 +17,7 @@ change of ``feature_store.yaml`` only.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,16 @@ def offline_store_type(repo: str | Path) -> str:
     return "spark" if kind.endswith("SparkOfflineStore") else kind
 
 
+def resolve_source_path(repo_path: str | Path, path: str) -> Path:
+    """A source path from the registry as an absolute path.
+
+    Relative paths are relative to the project folder, the feature repo's parent (see
+    :meth:`FeatureTables.source_path`).
+    """
+    resolved = Path(path)
+    return resolved if resolved.is_absolute() else Path(repo_path).resolve().parent / resolved
+
+
 class FeatureTables:
     """The declared feature tables of one project, as Feast sources and schemas."""
 
@@ -110,9 +121,23 @@ class FeatureTables:
         return self.tables[table]
 
     def path(self, table: str) -> Path:
-        """Absolute path of a table's Parquet (Feast resolves relative paths inconsistently)."""
+        """Absolute path of a table's Parquet."""
         self._spec(table)
         return (self.features_dir / f"{table}.parquet").resolve()
+
+    def source_path(self, table: str) -> str:
+        """The path a table's Feast source records.
+
+        Relative to the project folder for a ``FileSource`` (``data/features/x.parquet``), so
+        the registry is the same bytes in every clone: featureops resolves it against the
+        project folder, and Feast's DuckDB offline store reads it relative to the working
+        directory (the project folder, where DVC runs the stages). Absolute for Spark, whose
+        readers resolve against the JVM's working directory.
+        """
+        path = self.path(table)
+        if self.offline_store == "spark":
+            return str(path)
+        return os.path.relpath(path, self.root)
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         """(name, DuckDB type) of a table's feature columns (not keys or timestamps)."""
@@ -130,7 +155,7 @@ class FeatureTables:
         """
         kwargs: dict[str, Any] = {
             "name": f"{table}_source",
-            "path": str(self.path(table)),
+            "path": self.source_path(table),
             "timestamp_field": EVENT_TIMESTAMP,
             "created_timestamp_column": CREATED,
             "description": description or f"Feature table {table} (params.yaml: features.{table}).",

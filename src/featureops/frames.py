@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from featureops.conventions import EVENT_TIMESTAMP
+from featureops.feast_defs import resolve_source_path
 from featureops.pit import FeatureViewSpec, point_in_time_join
 
 if TYPE_CHECKING:
@@ -159,9 +160,7 @@ def compile_plan(store: FeatureStore, service_name: str) -> RetrievalPlan:
             raise FrameError(f"feature view {view_name!r} has no batch source")
         location = getattr(source, "path", None)
         if location and "://" not in location:
-            path = Path(location)
-            if not path.is_absolute():
-                path = Path(store.repo_path) / path
+            path = resolve_source_path(store.repo_path, location)
             files.append(path)
             location = str(path)
         specs.append(

@@ -45,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 from featureops.definitions import view_fingerprint
+from featureops.feast_defs import resolve_source_path
 from featureops.progress import track
 from featureops.store.online import ViewState, online_writer
 from featureops.store.online.sqlite import (  # noqa: F401  (the SQLite layout, re-exported)
@@ -230,9 +231,8 @@ def rows_digest(path: Path, view: FeatureView, end: datetime) -> str:
 
 
 def source_path(store: FeatureStore, view: FeatureView) -> Path:
-    """The Parquet file behind a file-sourced feature view, resolved like Feast does."""
-    path = Path(batch_source(view).path)
-    return path if path.is_absolute() else Path(store.repo_path) / path
+    """The Parquet file behind a file-sourced feature view (relative: to the project folder)."""
+    return resolve_source_path(store.repo_path, batch_source(view).path)
 
 
 def latest_rows(

@@ -1,4 +1,4 @@
-"""A built demo project shared by the crash and copy tests: a relocated copy of the template."""
+"""A built demo project shared by the crash and copy tests: a copy of the template."""
 
 from __future__ import annotations
 

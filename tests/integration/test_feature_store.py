@@ -59,8 +59,11 @@ def random_entities(rng: np.random.Generator, n: int = 300) -> pd.DataFrame:
     )
 
 
-def test_frame_equals_feasts_own_offline_store(project) -> None:
-    _, _, _, store = project
+def test_frame_equals_feasts_own_offline_store(project, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, _, _, store = project
+    # Feast's DuckDB offline store reads source paths relative to the working directory
+    # (they are relative to the project folder: README, "Feast's own commands").
+    monkeypatch.chdir(root)
     entities = random_entities(np.random.default_rng(3))
     ours = build_frame(store, SERVICE, entities, as_known_at=False)  # Feast's semantics
     service = store.get_feature_service(SERVICE)

@@ -9,13 +9,14 @@ folder an apply drops the *original's* tables. :func:`apply_repo` instead
    real one (so no recorded infra of another folder is ever torn down; tables are created in
    this project's online store only, with ``CREATE TABLE IF NOT EXISTS``);
 2. rewrites it in a **canonical form**: no infra, timestamps at the epoch, ids derived from
-   the content, objects sorted by name, deterministic serialization, and the project folder
-   recorded as a tag of the Feast project (:data:`ROOT_TAG`);
+   the content, objects sorted by name, deterministic serialization;
 3. leaves ``registry.db`` untouched when the canonical bytes are equal to it (readers and
    DVC see no change), or renames the new file over it in one step.
 
-The same definitions in the same folder therefore always give the same bytes: re-running
-the DVC stage, or running it after a plain ``feast apply``, invalidates nothing downstream.
+The same definitions therefore always give the same bytes, in any folder (source paths are
+relative to the project folder, see ``FeatureTables.source_path``): re-running the DVC stage,
+running it after a plain ``feast apply``, or in a fresh clone elsewhere, changes nothing in
+``dvc.lock`` and invalidates nothing downstream.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any
 
 from featureops.io import staged_outputs
@@ -38,7 +40,9 @@ if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
-# Tag of the Feast project in the registry: the absolute folder the registry was built for.
+# Tag of the Feast project in registries of featureops before source paths were relative:
+# the absolute folder the registry was built for (it read that folder's Parquet). New
+# registries carry no tag; an old one is refused in another folder.
 ROOT_TAG = "featureops.project_root"
 
 
@@ -154,11 +158,10 @@ def _version_record_proto(record: Any) -> Any:
     return kinds.get(record.feature_view_type)
 
 
-def canonical_registry(data: bytes, root: str | Path) -> bytes:
-    """The canonical bytes of a serialized Feast registry built for project folder ``root``."""
+def canonical_registry(data: bytes) -> bytes:
+    """The canonical bytes of a serialized Feast registry (independent of where it was built)."""
     from feast.protos.feast.core.Registry_pb2 import Registry
 
-    root = str(Path(root).resolve())
     registry = Registry()
     registry.ParseFromString(data)
     registry.ClearField("infra")  # absolute table locations: never recorded (see module doc)
@@ -168,9 +171,7 @@ def canonical_registry(data: bytes, root: str | Path) -> bytes:
     for view in registry.stream_feature_views:
         del view.meta.materialization_intervals[:]
     for meta in registry.project_metadata:
-        meta.project_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"file://{root}#{meta.project}"))
-    for project in registry.projects:
-        project.spec.tags[ROOT_TAG] = root
+        meta.project_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"feast://{meta.project}"))
     history = registry.feature_view_version_history
     for record in history.records:
         proto_type = _version_record_proto(record)
@@ -210,8 +211,9 @@ def registry_root(store: FeatureStore) -> Path | None:
 def check_registry_location(store: FeatureStore) -> None:
     """Raise :class:`RegistryLocationError` if the registry was built for another folder.
 
-    A registry names the absolute paths of the feature Parquet it was applied with: in a
-    copied or moved project it would read the other folder's files.
+    Only registries built by earlier featureops versions record a folder (:data:`ROOT_TAG`):
+    they name absolute Parquet paths, and in a copied or moved project would read the other
+    folder's files. Current registries record relative paths and pass anywhere.
     """
     recorded = registry_root(store)
     here = project_root(store.repo_path)
@@ -254,6 +256,29 @@ def _in_repo(repo: Path) -> Iterator[None]:
         _forget_definition_modules(repo)
 
 
+def _relative_code(code: CodeType, root: Path) -> CodeType:
+    """``code`` (and the code it nests) naming its file relative to the project folder."""
+    consts = tuple(
+        _relative_code(c, root) if isinstance(c, CodeType) else c for c in code.co_consts
+    )
+    filename = code.co_filename
+    if Path(filename).is_absolute() and Path(filename).is_relative_to(root):
+        filename = Path(filename).relative_to(root).as_posix()
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _relative_udfs(on_demand_views: list[Any], root: Path) -> None:
+    """Make on-demand views' transformations name their file relative to the project folder.
+
+    Feast pickles the function by value, and a function records the absolute path of the
+    file that defined it: without this the registry would differ per clone.
+    """
+    for view in on_demand_views:
+        udf = getattr(getattr(view, "feature_transformation", None), "udf", None)
+        if isinstance(udf, FunctionType):
+            udf.__code__ = _relative_code(udf.__code__, root)
+
+
 def apply_into(repo: str | Path, target: Path, config: RepoConfig | None = None) -> None:
     """Apply the definitions of ``repo`` with Feast into a new registry file ``target``."""
     from feast import FeatureStore
@@ -264,6 +289,7 @@ def apply_into(repo: str | Path, target: Path, config: RepoConfig | None = None)
     config.registry.path = str(target)
     with _in_repo(repo):
         contents = _get_repo_contents(repo, config.project, config)
+        _relative_udfs(contents.on_demand_feature_views, project_root(repo))
         store = FeatureStore(config=config)
         apply_total_with_repo_instance(
             store, config.project, store.registry, contents, skip_source_validation=True
@@ -279,7 +305,7 @@ def apply_repo(repo: str | Path) -> ApplyResult:
     with staged_outputs(files=[registry]) as staged:
         new = staged.path(registry)
         apply_into(repo, new, config)
-        data = canonical_registry(new.read_bytes(), project_root(repo))
+        data = canonical_registry(new.read_bytes())
         changed = not registry.exists() or registry.read_bytes() != data
         if changed:
             new.write_bytes(data)
