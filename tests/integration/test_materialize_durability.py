@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from feast import FeatureStore
 
 from featureops.frames import open_store
 from featureops.io import write_parquet
@@ -28,7 +29,12 @@ from featureops.materialize import (
     view_columns,
 )
 from featureops.store.online.sqlite import close_connection
-from featureops.store.registry import apply_repo, project_root
+from featureops.store.registry import (
+    ROOT_TAG,
+    RegistryLocationError,
+    apply_repo,
+    check_registry_location,
+)
 from tests.feature_data import make_feast_project
 
 pytestmark = pytest.mark.integration
@@ -76,18 +82,39 @@ def _features_online(store, view: str) -> set[str]:
         con.close()
 
 
-def test_the_registry_records_this_folder_and_no_table_locations(project) -> None:
+def test_the_registry_records_no_folder_and_no_table_locations(project) -> None:
     root, _, _, store = project
     from feast.protos.feast.core.Registry_pb2 import Registry
 
+    data = (root / "data" / "feast" / "registry.db").read_bytes()
     registry = Registry()
-    registry.ParseFromString((root / "data" / "feast" / "registry.db").read_bytes())
+    registry.ParseFromString(data)
     assert not registry.infra.infra_objects  # nothing another folder's apply could drop
-    assert registry.projects[0].spec.tags["featureops.project_root"] == str(
-        project_root(store.repo_path)
-    )
+    assert str(root).encode() not in data  # the same bytes in any clone or copy
+    uris = [s.file_options.uri for s in registry.data_sources]
+    assert uris and all(uri.startswith("data/features/") for uri in uris), uris
+    assert ROOT_TAG not in registry.projects[0].spec.tags
+    check_registry_location(store)
     again = apply_repo(root / "feature_repo")
     assert not again.changed  # same definitions, same bytes
+
+
+def test_a_registry_of_an_earlier_version_built_elsewhere_is_refused(project) -> None:
+    """Registries from before relative source paths record their folder: refused elsewhere."""
+    root, _, _, _ = project
+    from feast.protos.feast.core.Registry_pb2 import Registry
+
+    path = root / "data" / "feast" / "registry.db"
+    data = path.read_bytes()
+    old = Registry()
+    old.ParseFromString(data)
+    old.projects[0].spec.tags[ROOT_TAG] = "/somewhere/else"
+    try:
+        path.write_bytes(old.SerializeToString())
+        with pytest.raises(RegistryLocationError, match="dvc repro -f -s feast_apply"):
+            check_registry_location(FeatureStore(repo_path=str(root / "feature_repo")))
+    finally:
+        path.write_bytes(data)
 
 
 @pytest.mark.parametrize("damage", ["drop table", "delete rows", "delete store file"])

@@ -14,7 +14,7 @@ inputs give the same bytes whatever the batch size.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,34 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_ROWS = 1_000_000
 ROW_GROUP_ROWS = 131_072
 BATCHES, BATCH_KEYS = "__batches", "__batch_keys"
+
+
+def null_counts_sql(
+    source: str, keys: tuple[str, ...], timestamp: str, quote: Callable[[str], str]
+) -> str:
+    """SQL counting a source's rows with a null key and with a null timestamp (both engines)."""
+    null_keys = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+    return (
+        f"SELECT count(*) FILTER (WHERE {null_keys}), "
+        f"count(*) FILTER (WHERE {quote(timestamp)} IS NULL) FROM {quote(source)}"
+    )
+
+
+def null_problem(
+    source: str, keys: tuple[str, ...], timestamp: str, keys_null: int, ts_null: int
+) -> str | None:
+    """The message for null keys or timestamps in a source (None: there are none)."""
+    if keys_null:
+        return (
+            f"source {source!r} has {keys_null} rows with a null key {list(keys)} "
+            "(validation should have quarantined them)"
+        )
+    if ts_null:
+        return (
+            f"source {source!r} has {ts_null} rows with a null {timestamp!r} "
+            "(validation should have quarantined them)"
+        )
+    return None
 
 
 class FeatureBuildError(ValueError):
@@ -239,25 +267,13 @@ class _TableBuild:
             raise self.fail(first_line(exc)) from exc
 
     def _check_nulls(self, source: str, keys: tuple[str, ...], timestamp: str) -> None:
-        null_keys = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
-        sql = (
-            f"SELECT count(*) FILTER (WHERE {null_keys}), "
-            f"count(*) FILTER (WHERE {quote(timestamp)} IS NULL) FROM {quote(source)}"
-        )
         try:
-            keys_null, ts_null = self.con.execute(sql).fetchall()[0]
+            counts = self.con.execute(null_counts_sql(source, keys, timestamp, quote)).fetchall()
         except duckdb.Error as exc:
             raise self.fail(first_line(exc)) from exc
-        if keys_null:
-            raise self.fail(
-                f"source {source!r} has {keys_null} rows with a null key {list(keys)} "
-                "(validation should have quarantined them)"
-            )
-        if ts_null:
-            raise self.fail(
-                f"source {source!r} has {ts_null} rows with a null {timestamp!r} "
-                "(validation should have quarantined them)"
-            )
+        problem = null_problem(source, keys, timestamp, *counts[0])
+        if problem:
+            raise self.fail(problem)
 
     def fit(self) -> dict[str, Any]:
         """Normalization statistics over event time in the fit window (one thread: same bits)."""

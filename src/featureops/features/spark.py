@@ -41,6 +41,8 @@ from featureops.features.build import (
     _sources_used,
     connect,
     finish_table,
+    null_counts_sql,
+    null_problem,
 )
 from featureops.features.compiler import compile_fit, compile_table
 from featureops.features.dialect import SPARK, TranspileError
@@ -292,22 +294,10 @@ class SparkTableBuild:
     def _check_nulls(self, source: str, keys: tuple[str, ...], timestamp: str) -> None:
         if (source, keys, timestamp) in self.checked:  # once per run (a job each on Spark)
             return
-        q = SPARK.quote
-        null_keys = " OR ".join(f"{q(k)} IS NULL" for k in keys)
-        keys_null, ts_null = self._collect(
-            f"SELECT count(*) FILTER (WHERE {null_keys}), "
-            f"count(*) FILTER (WHERE {q(timestamp)} IS NULL) FROM {q(source)}"
-        )[0]
-        if keys_null:
-            raise self.fail(
-                f"source {source!r} has {keys_null} rows with a null key {list(keys)} "
-                "(validation should have quarantined them)"
-            )
-        if ts_null:
-            raise self.fail(
-                f"source {source!r} has {ts_null} rows with a null {timestamp!r} "
-                "(validation should have quarantined them)"
-            )
+        keys_null, ts_null = self._collect(null_counts_sql(source, keys, timestamp, SPARK.quote))[0]
+        problem = null_problem(source, keys, timestamp, keys_null, ts_null)
+        if problem:
+            raise self.fail(problem)
         self.checked.add((source, keys, timestamp))
 
     def fit(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from feast import FeatureView
+    from feast import FeatureStore, FeatureView
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,19 @@ class OnlineWritePath(Protocol):
 
     def finish(self) -> None:
         """Flush what the run wrote (e.g. a SQLite checkpoint)."""
+
+
+def ensure_tables(store: FeatureStore, views: list[FeatureView]) -> None:
+    """Create the online tables (keys, for Redis) of ``views`` that are missing; drop none.
+
+    Feast's public ``update_infra`` (``partial``): e.g. a deleted online_store.db with an
+    unchanged registry gets its tables back before materialize writes.
+    """
+    store.provider.update_infra(
+        project=store.project,
+        tables_to_delete=[],
+        tables_to_keep=views,
+        entities_to_delete=[],
+        entities_to_keep=store.list_entities(),
+        partial=True,
+    )

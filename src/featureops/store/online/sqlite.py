@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featureops.store.online.base import StoredView, ViewState
+from featureops.store.online.base import StoredView, ViewState, ensure_tables
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -265,14 +265,7 @@ class SqliteWriter:
         store = self.store
         db_path(store.config, store.repo_path).parent.mkdir(parents=True, exist_ok=True)
         # Recreate missing tables (e.g. a deleted online_store.db with an unchanged registry).
-        store.provider.update_infra(
-            project=store.project,
-            tables_to_delete=[],
-            tables_to_keep=views,
-            entities_to_delete=[],
-            entities_to_keep=store.list_entities(),
-            partial=True,
-        )
+        ensure_tables(store, views)
         self.con.execute("PRAGMA journal_mode = WAL")
         state = read_state(self.con)
         if prune:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featureops.io import write_json
-from featureops.store.online.base import StoredView, ViewState
+from featureops.store.online.base import StoredView, ViewState, ensure_tables
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -98,14 +98,7 @@ class FeastWriter:
         self, views: list[FeatureView], all_views: list[FeatureView], prune: bool
     ) -> dict[str, ViewState]:
         store = self.store
-        store.provider.update_infra(
-            project=store.project,
-            tables_to_delete=[],
-            tables_to_keep=views,
-            entities_to_delete=[],
-            entities_to_keep=store.list_entities(),
-            partial=True,
-        )
+        ensure_tables(store, views)
         self.state = self._load()
         if prune:
             registered = {v.name for v in all_views}
