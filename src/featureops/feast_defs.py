@@ -76,16 +76,6 @@ def offline_store_type(repo: str | Path) -> str:
     return "spark" if kind.endswith("SparkOfflineStore") else kind
 
 
-def resolve_source_path(repo_path: str | Path, path: str) -> Path:
-    """A source path from the registry as an absolute path.
-
-    Relative paths are relative to the project folder, the feature repo's parent (see
-    :meth:`FeatureTables.source_path`).
-    """
-    resolved = Path(path)
-    return resolved if resolved.is_absolute() else Path(repo_path).resolve().parent / resolved
-
-
 class FeatureTables:
     """The declared feature tables of one project, as Feast sources and schemas."""
 

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 import pyarrow as pa
 
-from featureops.conventions import EVENT_TIMESTAMP
-from featureops.feast_defs import resolve_source_path
+from featureops.conventions import EVENT_TIMESTAMP, resolve_source_path
 from featureops.pit import FeatureViewSpec, point_in_time_join
 
 if TYPE_CHECKING:

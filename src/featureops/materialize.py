@@ -44,8 +44,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from featureops.conventions import resolve_source_path
 from featureops.definitions import view_fingerprint
-from featureops.feast_defs import resolve_source_path
 from featureops.progress import track
 from featureops.store.online import ViewState, online_writer
 from featureops.store.online.sqlite import (  # noqa: F401  (the SQLite layout, re-exported)

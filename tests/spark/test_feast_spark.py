@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from featureops.conventions import resolve_source_path
 from featureops.frames import build_frame, offline_engine, open_store
 from featureops.materialize import materialize_incremental
 from tests.conftest import write_params
@@ -97,7 +98,9 @@ def test_spark_repo_uses_spark_sources_and_the_spark_adapter(stores) -> None:
     assert offline_engine(default) == "duckdb" and offline_engine(on_spark) == "spark"
     source = on_spark.get_feature_view("sensor_stats").batch_source
     assert type(source).__name__ == "SparkSource"
-    assert source.path == default.get_feature_view("sensor_stats").batch_source.path
+    default_path = default.get_feature_view("sensor_stats").batch_source.path
+    assert not Path(default_path).is_absolute()  # relative to the project folder
+    assert Path(source.path) == resolve_source_path(default.repo_path, default_path)
 
 
 @pytest.mark.parametrize("as_known_at", [True, False])
