@@ -97,7 +97,8 @@ def run_part(part: str, quick: bool) -> dict:
             "service_load": [serving["load_before"], serving["load_after"]],
         }
     if part == "online_stores":  # SQLite vs a local redis-server, same bench definitions
-        return {"online_stores": online_store_bench.run(repeats=50 if quick else 300)}
+        size = {"n_entities": 1_000, "repeats": 50} if quick else {"n_entities": 20_000}
+        return {"online_stores": online_store_bench.run(**size)}
     if part == "spark_frames":  # Spark local[2] vs DuckDB point-in-time join, same Parquet
         entities, rows = (10_000, 100_000) if quick else (1_000_000, 10_000_000)
         return {"spark_frames": spark_frames_bench.run(entities, rows)}
@@ -242,7 +243,7 @@ def write_markdown(r: dict) -> None:
     updated = "".join(
         f"\n`{part}` re-run alone (`python -m bench --only {part} --update`): {when}."
         for part, when in r.get("updated", {}).items()
-    )
+    ) + ("\n" if r.get("updated") else "")
     text = f"""# Benchmark results
 
 Machine: {r["machine"]}. Date: {r["date"]}. Produced by `make bench` (`python -m bench`);
