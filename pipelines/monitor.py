@@ -37,10 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics = paths.metrics / "monitor.json"  # per feature: details, read by the service
     metric = summarize.summary_path(paths.metrics, "monitor")  # the DVC metric
     details = {**summary_metrics(result), "current_rows": result["current_rows"]}
-    with staged_outputs(files=[metrics, metric]) as out:
+    report = paths.reports / "drift_report.html"
+    with staged_outputs(files=[metrics, metric, report]) as out:  # swapped in together
         write_json(details, out.path(metrics))
         write_json(summarize.monitor(details), out.path(metric))
-    report = write_text(render_report(result), paths.reports / "drift_report.html")
+        write_text(render_report(result), out.path(report))
     status = "ALERT" if result["alert"] else "ok"
     print(
         f"monitor [{status}] against {result['model']}: drifted features "

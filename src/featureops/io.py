@@ -41,6 +41,12 @@ def new_file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+def new_dir_mode() -> int:
+    """The permissions of a newly created directory: ``0o777`` minus the umask (``mkdtemp``
+    alone gives ``0o700``)."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``target``; rename it over ``target`` only on success.

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from featureops.config import Paths, SourceSpec, source_specs
 from featureops.ingest import CREATED, SOURCE_FILE, empty_quarantine
-from featureops.io import write_json, write_parquet
+from featureops.io import new_dir_mode, write_json, write_parquet
 
 STAGE = "validate"
 DATA_DOCS_DIR = "data_docs"
@@ -278,6 +278,7 @@ class Validator:
         target = Path(target).resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tmp.chmod(new_dir_mode())  # the folder a user opens: the umask's mode, not 0700
         site = f"site_{tmp.name.strip('.')}"
         # offline pages: no CDN assets, no remote logo (see featureops.data_docs); GE's
         # TypedDict for the config names only some of the keys SiteBuilder takes

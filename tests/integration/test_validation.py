@@ -363,6 +363,10 @@ def test_stage_writes_every_output_and_data_docs(tmp_path: Path) -> None:
     assert "<html" in html.lower() and "sensors" in html
     assert (p["reports"] / "data_docs" / "validations").is_dir()
     assert not [x for x in p["reports"].iterdir() if x.name.startswith(".")]  # temp dirs gone
+    umask = os.umask(0)
+    os.umask(umask)
+    docs_mode = (p["reports"] / "data_docs").stat().st_mode & 0o777
+    assert docs_mode == 0o777 & ~umask  # a folder a user opens: not mkdtemp's 0700
 
 
 def test_stage_entry_fails_with_message_and_writes_nothing(tmp_path: Path) -> None:
