@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import tests._prometheus_first  # noqa: F401  (first: see that module)
 from tests.project import REPO_ROOT, BuiltDemo, build_demo
 
 os.environ.setdefault("TQDM_DISABLE", "1")

@@ -37,6 +37,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ import pyarrow as pa
 from featureops.conventions import resolve_source_path
 from featureops.definitions import view_fingerprint
 from featureops.progress import track
+from featureops.store.batch_spark import latest_rows_spark, uses_spark
 from featureops.store.online import ViewState, online_writer
 from featureops.store.online.sqlite import (  # noqa: F401  (the SQLite layout, re-exported)
     FAST_TYPES,
@@ -340,13 +342,16 @@ def materialize_incremental(
 
     The engine's adapter is chosen from the store's configuration
     (:func:`featureops.store.online.online_writer`); ``fast`` (SQLite only) writes scalar
-    views with the bulk writer, otherwise Feast's own conversion and writes are used.
+    views with the bulk writer, otherwise Feast's own conversion and writes are used. The
+    latest rows are computed by DuckDB, or by Spark when ``batch_engine`` is Feast's Spark
+    engine (:mod:`featureops.store.batch_spark`).
     """
     all_views = store.list_feature_views()
     online_views = [v for v in all_views if v.online]
     if views is not None:
         online_views = [v for v in online_views if v.name in views]
     end = end or data_end(store, online_views)
+    read_latest = partial(latest_rows_spark, store) if uses_spark(store) else latest_rows
     writer = online_writer(store, fast=fast)
     state = writer.begin(online_views, all_views, prune=views is None)
     results = []
@@ -363,7 +368,7 @@ def materialize_incremental(
                 ViewMaterialization(view.name, start, end, 0, 0, False, 0.0, "", previous.entities)
             )
             continue
-        table, scanned = latest_rows(path, view, start, end)
+        table, scanned = read_latest(path, view, start, end)
         digest = rows_digest(path, view, end)
         entities = None if writer.counts_rows else entity_count(path, view, end)
         probe = previous.probe if previous is not None and not full else ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ import yaml
 
 from featureops.conventions import resolve_source_path
 from featureops.frames import build_frame, offline_engine, open_store
-from featureops.materialize import materialize_incremental
+from featureops.materialize import data_end, latest_rows, materialize_incremental, source_path
+from featureops.store.batch_spark import batch_engine_type, latest_rows_spark, uses_spark
 from tests.conftest import write_params
 from tests.feature_data import make_feast_project
 from tests.spark.conftest import SPARK_CONF
@@ -142,4 +144,30 @@ def test_spark_compute_engine_materializes_what_the_default_path_does(stores) ->
     ).to_df()
     assert list(got.columns) == list(want.columns)
     assert want.drop(columns=["machine_id"]).iloc[:4].notna().all().all()
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+def test_the_materialize_stage_reads_latest_rows_on_the_spark_engine(stores) -> None:
+    """``batch_engine: spark.engine``: the stage's latest-row query runs on Spark, same rows."""
+    default, on_spark = stores
+    assert batch_engine_type(default) == "local" and uses_spark(on_spark)
+    for view in on_spark.list_feature_views():
+        path = source_path(on_spark, view)
+        end = data_end(on_spark, [view])
+        for start in (None, end - timedelta(hours=5), end - timedelta(days=2)):
+            spark_rows, spark_scanned = latest_rows_spark(on_spark, path, view, start, end)
+            duck_rows, duck_scanned = latest_rows(path, view, start, end)
+            assert spark_scanned == duck_scanned > 0, (view.name, start)
+            assert spark_rows.num_rows > 0 and spark_rows.equals(duck_rows), (view.name, start)
+
+    results = materialize_incremental(on_spark)  # the stage's function, on the Spark config
+    assert results and all(r.full_refresh and r.entities_written > 0 for r in results)
+    materialize_incremental(default)
+    rows = [{"machine_id": m} for m in range(1, 7)]
+    want = default.get_online_features(
+        features=default.get_feature_service(SERVICE), entity_rows=rows
+    ).to_df()
+    got = on_spark.get_online_features(
+        features=on_spark.get_feature_service(SERVICE), entity_rows=rows
+    ).to_df()
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)

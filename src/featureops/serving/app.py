@@ -246,6 +246,21 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="featureops-parent-watch", daemon=True).start()
 
 
+MULTIPROC_DIR_VARS = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
+def _users_multiproc_dir() -> bool:
+    """Whether ``PROMETHEUS_MULTIPROC_DIR`` is a directory the user chose.
+
+    Importing ``feast.metrics`` sets it to a ``feast_metrics_*`` temp dir, which a server
+    started from another process that imported Feast would inherit and share with it.
+    """
+    current = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not current:
+        return False
+    return not Path(current).name.startswith("feast_metrics_")
+
+
 def run(
     params_path: str | Path = "params.yaml",
     host: str | None = None,
@@ -264,9 +279,11 @@ def run(
     os.environ[PARAMS_ENV] = str(Path(params_path).resolve())
     os.environ[ROOT_ENV] = str(Path(root).resolve())
     own_dir = None
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if workers > 1 and not _users_multiproc_dir():
+        # the workers' counters go to files in a directory of this server only
         own_dir = tempfile.mkdtemp(prefix="featureops-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+        for var in MULTIPROC_DIR_VARS:
+            os.environ[var] = own_dir
     try:
         uvicorn.run(
             "featureops.serving.app:app_from_env",
