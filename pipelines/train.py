@@ -14,6 +14,7 @@ from featureops.io import staged_outputs, write_parquet
 from featureops.labels import LabelSpec, label_rows
 from featureops.lineage import now_utc
 from featureops.monitoring import REFERENCE_FILE, reference_sample
+from featureops.progress import working
 from featureops.registry import save_model
 from featureops.store.registry import RegistryLocationError, check_registry_location
 from featureops.training import predict_proba, split_time, time_split, train_model
@@ -47,14 +48,15 @@ def _train(params, paths, store, plan, label, entities, out) -> dict:
     """Write the frame and the candidate into the staged output folders ``out``."""
     cfg = params["train"]
     frame_file = paths.frames / "train.parquet"  # where it will be: recorded in the manifest
-    frame, frame_manifest = write_training_frame(
-        store,
-        cfg["feature_service"],
-        entities,
-        out.path(paths.frames) / frame_file.name,
-        as_known_at=bool(cfg["as_known_at"]),
-        params=params,
-    )
+    with working(f"train: point-in-time join of {len(entities):,} entity rows"):
+        frame, frame_manifest = write_training_frame(
+            store,
+            cfg["feature_service"],
+            entities,
+            out.path(paths.frames) / frame_file.name,
+            as_known_at=bool(cfg["as_known_at"]),
+            params=params,
+        )
     split = time_split(frame, split_time(frame, cfg), label.horizon)
     model = train_model(split.train, label.name, plan.output_features, cfg["model"])
     reference = reference_sample(

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from featureops.config import ConfigError, load_params
+from featureops.progress import working
 
 app = typer.Typer(
     help="featureops: training frames, lineage and serving on top of DVC + Feast.",
@@ -110,9 +111,10 @@ def frame(
             )
         typer.echo(f"retrieving {len(entity_df):,} entity rows from {service} ...", err=True)
         started = datetime.now()
-        df, manifest = write_training_frame(
-            store, service, entity_df, out, as_known_at=known_at, params=params, plan=plan
-        )
+        with working(f"point-in-time join of {len(entity_df):,} entity rows"):
+            df, manifest = write_training_frame(
+                store, service, entity_df, out, as_known_at=known_at, params=params, plan=plan
+            )
     except (FrameError, LabelError, ConfigError) as exc:
         _fail(str(exc))
     seconds = (datetime.now() - started).total_seconds()
@@ -133,7 +135,8 @@ def reproduce(
 
     store = _store(_params(params_path))
     try:
-        result = run_reproduce(store, manifest)
+        with working(f"rebuilding the frame of {manifest}"):
+            result = run_reproduce(store, manifest)
     except (FrameError, FileNotFoundError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps(result.as_dict(), indent=2))

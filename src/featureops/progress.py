@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,3 +43,25 @@ def track(items: Iterable[T], description: str, total: float | None = None) -> I
         console=Console(stderr=True),
         transient=False,
     )
+
+
+@contextmanager
+def working(description: str) -> Iterator[None]:
+    """While one long step runs (a frame's point-in-time join), a spinner with the elapsed
+    time, when `enabled()`; it stays as one finished line."""
+    if not enabled():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(finished_text="done"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=1)
+        yield
+        bar.update(task, completed=1)

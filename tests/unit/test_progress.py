@@ -1,4 +1,4 @@
-"""``featureops.progress.track``: a bar on a terminal or when forced, silence otherwise."""
+"""``featureops.progress``: a bar or spinner on a terminal or when forced, silence otherwise."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from featureops import progress
-from featureops.progress import track
+from featureops.progress import track, working
 
 
 class FakeTerminal(io.StringIO):
@@ -52,3 +52,16 @@ def test_draws_on_a_terminal_unless_ci_or_switched_off(monkeypatch: pytest.Monke
             m.setattr(sys, "stderr", quiet)
             assert list(track(range(2), "running benchmarks")) == [0, 1]
             assert quiet.getvalue() == "", env
+
+
+def test_a_single_long_step_shows_a_finished_line_only_when_enabled(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with working("point-in-time join of 3 entity rows"):
+        pass
+    assert capsys.readouterr() == ("", "")  # not a terminal
+    monkeypatch.setenv(progress.ENV_SWITCH, "1")
+    with working("point-in-time join of 3 entity rows"):
+        pass
+    out, err = capsys.readouterr()
+    assert out == "" and "point-in-time join of 3 entity rows" in err and "done" in err, err

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featureops.store.offline_spark import spark_session
+from featureops.store.spark_session import spark_session
 
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView

@@ -49,6 +49,7 @@ from featureops.pit import (
     expand_paths,
     prepare_entities,
 )
+from featureops.store.spark_session import spark_session
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -58,30 +59,6 @@ _P = "__featureops_"  # prefix of internal column and view names
 _MIN_I64 = -(2**63)
 NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
 QUOTED_REGEX = "spark.sql.parser.quotedRegexColumnNames"
-# Defaults for a session this module starts (a user's spark_conf overrides them).
-SESSION_DEFAULTS = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.ui.enabled": "false",
-    "spark.sql.shuffle.partitions": "8",
-}
-
-
-def spark_session(spark_conf: Mapping[str, str] | None = None) -> SparkSession:
-    """The active SparkSession, or a new one from ``spark_conf`` over :data:`SESSION_DEFAULTS`.
-
-    ``spark_conf`` is the ``offline_store.spark_conf`` (or ``batch_engine.spark_conf``) of a
-    feature_store.yaml, e.g. ``{"spark.master": "local[2]"}``; an already running session is
-    reused as it is (Feast's Spark offline store does the same).
-    """
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    builder = SparkSession.builder
-    for key, value in {**SESSION_DEFAULTS, **(spark_conf or {})}.items():
-        builder = builder.config(key, str(value))
-    return builder.getOrCreate()
 
 
 def store_session(store: FeatureStore) -> SparkSession:
