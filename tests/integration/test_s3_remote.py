@@ -1,7 +1,7 @@
 """An S3-compatible DVC remote (dvc-s3) against a real local S3 server (moto, loopback only).
 
-A tiny project is reproduced, committed and ``dvc push``ed to ``s3://<bucket>/dvc`` on a moto
-server started in this process on 127.0.0.1; a ``git clone`` with no data and no cache pulls
+A copy of the built demo (tests/project.py: reproduced and committed) is ``dvc push``ed to
+``s3://<bucket>/dvc`` on a moto server started in this process on 127.0.0.1; a ``git clone`` with no data and no cache pulls
 it back, then, after its workspace data and cache are deleted again, ``featureops reproduce``
 rebuilds the training frame by md5 from the S3 remote with the recorded sha256. Credentials
 are given the two documented ways: ``dvc remote modify --local`` in the first project,
@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.project import BuiltDemo, copy_project
 
 pytestmark = [pytest.mark.s3, pytest.mark.integration]
 
@@ -83,32 +82,6 @@ def commit(root: Path, message: str) -> None:
     run(["git", "commit", "-qm", message], root)
 
 
-def copy_project(root: Path) -> None:
-    """This repository's files (not tests or benchmarks), with a tiny demo in params.yaml."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for rel in listed:
-        if (REPO_ROOT / rel).is_file() and not rel.startswith(("bench/", "tests/")):
-            target = root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / rel, target)
-    params_path = root / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
-    params["simulate"].update(n_machines=8, n_days=8)
-    params["simulate"]["failure"]["wear_rate_range"] = [0.006, 0.015]  # failures within days
-    params["features"]["sensor_stats"]["normalize"]["fit"] = {
-        "start": "2026-01-01",
-        "end": "2026-01-06",
-    }
-    params["train"].update(split_at="2026-01-07")
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server on a free loopback port, with an empty bucket."""
@@ -149,20 +122,18 @@ def bucket_keys(endpoint: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def pushed(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """repro -> commit -> ``dvc push`` to the S3 remote; the frame manifest as recorded."""
+def pushed(
+    s3_endpoint: str, built_demo: BuiltDemo, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    """A copy of the built demo (reproduced, committed) -> S3 remote -> ``dvc push``."""
     base = tmp_path_factory.mktemp("s3remote")
-    root = base / "project"
-    copy_project(root)
-    run(["git", "init", "-q"], root)
+    root = copy_project(built_demo, base / "project")
     # The commands the README gives for an S3-compatible server (MinIO, Ceph, AWS).
     dvc(root, "remote", "add", "-f", "-d", REMOTE, f"s3://{BUCKET}/{PREFIX}")
     dvc(root, "remote", "modify", REMOTE, "endpointurl", s3_endpoint)
     dvc(root, "remote", "modify", "--local", REMOTE, "access_key_id", KEY_ID)
     dvc(root, "remote", "modify", "--local", REMOTE, "secret_access_key", SECRET)
-    commit(root, "init")
-    dvc(root, "repro", "train")
-    commit(root, "data")
+    commit(root, "s3 remote")
     dvc(root, "push")
     kept = base / "kept" / "train.manifest.json"  # the bare JSON, without its entity frame
     kept.parent.mkdir()
