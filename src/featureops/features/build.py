@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -110,24 +110,50 @@ def write_feature_tables(
         summary: dict[str, Any] = {"sources": _source_rows(con, specs.values()), "tables": {}}
         for spec in specs.values():
             build = _TableBuild(con, spec, sources, size)
-            stats = None
-            if spec.normalize is not None:
-                path = stats_dir / f"{spec.name}.json"
-                save_stats(build.fit(), path)
-                stats = load_stats(path)
-            with atomic_path(features_dir / f"{spec.name}.parquet") as tmp:
-                sink = ParquetSink(tmp)
-                try:
-                    for table in build.batches(stats):
-                        sink.write(table)
-                    if sink.writer is None:  # no rows: the file still has the schema
-                        sink.open(build.empty(stats).schema)
-                finally:
-                    sink.close()
-                summary["tables"][spec.name] = build.summary(sink.rows, stats)
+            summary["tables"][spec.name] = write_table(
+                build, build.batches, Path(features_dir), Path(stats_dir)
+            )
     finally:
         con.close()
     return summary
+
+
+class TableBuild(Protocol):
+    """What either engine's build of one table gives :func:`write_table`."""
+
+    spec: FeatureTableSpec
+
+    def fit(self) -> dict[str, Any]: ...
+
+    def empty(self, stats: dict[str, Any] | None) -> pa.Table: ...
+
+    def summary(self, rows: int, stats: dict[str, Any] | None) -> dict[str, Any]: ...
+
+
+def write_table(
+    build: TableBuild,
+    batches: Callable[[dict[str, Any] | None], Iterable[pa.Table]],
+    features_dir: Path,
+    stats_dir: Path,
+) -> dict[str, Any]:
+    """Fit the table's normalization (if declared), write its Parquet atomically from
+    ``batches(stats)`` (the schema even with no rows) and return its summary."""
+    spec = build.spec
+    stats = None
+    if spec.normalize is not None:
+        path = stats_dir / f"{spec.name}.json"
+        save_stats(build.fit(), path)
+        stats = load_stats(path)
+    with atomic_path(features_dir / f"{spec.name}.parquet") as tmp:
+        sink = ParquetSink(tmp)
+        try:
+            for table in batches(stats):
+                sink.write(table)
+            if sink.writer is None:  # no rows: the file still has the schema
+                sink.open(build.empty(stats).schema)
+        finally:
+            sink.close()
+    return build.summary(sink.rows, stats)
 
 
 def build_feature_tables(

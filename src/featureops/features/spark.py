@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,19 +37,18 @@ from featureops.features.binding import Binder, quote
 from featureops.features.build import (
     ROW_GROUP_ROWS,
     FeatureBuildError,
-    ParquetSink,
     _source_rows,
     _sources_used,
     connect,
     finish_table,
     null_counts_sql,
     null_problem,
+    write_table,
 )
 from featureops.features.compiler import compile_fit, compile_table
 from featureops.features.dialect import SPARK, TranspileError
 from featureops.features.spec import CREATED, EVENT_TIMESTAMP, FeatureTableSpec, load_feature_tables
-from featureops.io import atomic_path
-from featureops.normalize import epoch_us, fit_stats, load_stats, save_stats, window_bounds
+from featureops.normalize import epoch_us, fit_stats, window_bounds
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -106,23 +106,14 @@ def write_feature_tables_spark(
             # every table binds on Spark before any data is read
             builds = [SparkTableBuild(spark, s, sources, binder, checked) for s in specs.values()]
             for build in builds:
-                spec = build.spec
+                name = build.spec.name
                 build.check()
-                stats = None
-                if spec.normalize is not None:
-                    path = stats_dir / f"{spec.name}.json"
-                    save_stats(build.fit(), path)
-                    stats = load_stats(path)
-                with atomic_path(features_dir / f"{spec.name}.parquet") as tmp:
-                    sink = ParquetSink(tmp)
-                    try:
-                        for table in build.batches(stats, scratch / spec.name):
-                            sink.write(table)
-                        if sink.writer is None:
-                            sink.open(build.empty(stats).schema)
-                    finally:
-                        sink.close()
-                summary["tables"][spec.name] = build.summary(sink.rows, stats)
+                summary["tables"][name] = write_table(
+                    build,
+                    partial(build.batches, scratch=scratch / name),
+                    features_dir,
+                    stats_dir,
+                )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return summary
