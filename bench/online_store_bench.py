@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench.serving_bench import (
@@ -40,41 +39,12 @@ from bench.serving_bench import (
     STORE_YAML,
     TREND_INPUTS,
     _percentiles,
+    make_tables,
 )
 from featureops.io import write_parquet
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 SQLITE_BLOCK = "online_store:\n  type: sqlite\n  path: data/online_store.db\n"
-
-
-def make_tables(n_entities: int, hours: int, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """The bench repo's three tables: hourly sensors and history, a static profile."""
-    rng = np.random.default_rng(seed)
-    ids = np.arange(1, n_entities + 1)
-    grid = pd.DataFrame(
-        {
-            "machine_id": np.repeat(ids, hours),
-            "event_timestamp": T0
-            + pd.to_timedelta(np.tile(np.arange(hours), n_entities), unit="h"),
-        }
-    )
-    grid["created"] = grid["event_timestamp"] + pd.Timedelta(minutes=5)
-    sensors = grid.copy()
-    for c in SENSOR_EXTRA + TREND_INPUTS:
-        sensors[c] = rng.normal(0, 1, len(grid))
-    history = grid.copy()
-    history["hours_since_maintenance"] = rng.integers(0, 240, len(grid)).astype(float)
-    history["failures_last_7d"] = rng.integers(0, 3, len(grid)).astype(float)
-    profile = pd.DataFrame(
-        {
-            "machine_id": ids,
-            "event_timestamp": T0 - pd.Timedelta(days=30),
-            "created": T0 - pd.Timedelta(days=30),
-            "model": rng.choice(["A100", "B200", "C300"], n_entities),
-            "location": rng.choice(["north", "south"], n_entities),
-        }
-    )
-    return {"sensor_stats": sensors, "machine_history": history, "machine_profile": profile}
 
 
 def make_repo(root: Path, tables: dict[str, pd.DataFrame], online_store: str | None) -> Any:

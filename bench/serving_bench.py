@@ -247,28 +247,12 @@ auth:
 """
 
 
-@dataclass
-class BenchProject:
-    root: Path
-    repo: Path
-    params_file: Path
-    end: pd.Timestamp
-    n_entities: int
-
-
-def make_bench_project(root: Path, n_entities: int = 1000, hours: int = 24) -> BenchProject:
-    """Write, apply and materialize the bench repo; register and promote a model."""
-    import yaml
-    from feast import FeatureStore
-
-    from featureops import registry
-    from featureops.config import Paths, load_params
-    from featureops.frames import build_frame
-    from featureops.training import make_model
-
-    rng = np.random.default_rng(0)
-    repo = root / "feature_repo"
-    (repo / "tables").mkdir(parents=True)
+def make_tables(
+    n_entities: int, hours: int, rng: np.random.Generator | None = None
+) -> dict[str, pd.DataFrame]:
+    """The bench repo's three tables: hourly sensors and history, a static profile
+    (drawn from ``rng``, default seed 0)."""
+    rng = np.random.default_rng(0) if rng is None else rng
     ids = np.arange(1, n_entities + 1)
     grid = pd.DataFrame(
         {
@@ -293,11 +277,33 @@ def make_bench_project(root: Path, n_entities: int = 1000, hours: int = 24) -> B
             "location": rng.choice(["north", "south"], n_entities),
         }
     )
-    for name, df in (
-        ("sensor_stats", sensors),
-        ("machine_history", history),
-        ("machine_profile", profile),
-    ):
+    return {"sensor_stats": sensors, "machine_history": history, "machine_profile": profile}
+
+
+@dataclass
+class BenchProject:
+    root: Path
+    repo: Path
+    params_file: Path
+    end: pd.Timestamp
+    n_entities: int
+
+
+def make_bench_project(root: Path, n_entities: int = 1000, hours: int = 24) -> BenchProject:
+    """Write, apply and materialize the bench repo; register and promote a model."""
+    import yaml
+    from feast import FeatureStore
+
+    from featureops import registry
+    from featureops.config import Paths, load_params
+    from featureops.frames import build_frame
+    from featureops.training import make_model
+
+    rng = np.random.default_rng(0)
+    repo = root / "feature_repo"
+    (repo / "tables").mkdir(parents=True)
+    tables = make_tables(n_entities, hours, rng)
+    for name, df in tables.items():
         write_parquet(df, repo / "tables" / f"{name}.parquet")
     (repo / "feature_store.yaml").write_text(STORE_YAML)
     (repo / "definitions.py").write_text(
