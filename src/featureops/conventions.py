@@ -15,3 +15,9 @@ def resolve_source_path(repo_path: str | Path, path: str) -> Path:
     """A source path from the registry as an absolute path (relative: to the project folder)."""
     resolved = Path(path)
     return resolved if resolved.is_absolute() else Path(repo_path).resolve().parent / resolved
+
+
+def offline_store_kind(store_type: str) -> str:
+    """``offline_store.type`` as featureops names it: Feast's full class name of the Spark
+    store counts as ``spark``; any other value is returned as it is."""
+    return "spark" if store_type.endswith("SparkOfflineStore") else store_type

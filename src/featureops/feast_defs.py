@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featureops.config import DEFAULT_PARAMS, ConfigError, load_params, source_specs
-from featureops.conventions import CREATED, EVENT_TIMESTAMP
+from featureops.conventions import CREATED, EVENT_TIMESTAMP, offline_store_kind
 
 if TYPE_CHECKING:
     from feast import Field
@@ -72,8 +72,7 @@ def offline_store_type(repo: str | Path) -> str:
     config = yaml.safe_load(config_file.read_text()) or {}
     offline = config.get("offline_store")
     kind = offline.get("type", "file") if isinstance(offline, dict) else offline or "file"
-    kind = str(kind)
-    return "spark" if kind.endswith("SparkOfflineStore") else kind
+    return offline_store_kind(str(kind))
 
 
 class FeatureTables:

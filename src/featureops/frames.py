@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 import pyarrow as pa
 
-from featureops.conventions import EVENT_TIMESTAMP, resolve_source_path
+from featureops.conventions import EVENT_TIMESTAMP, offline_store_kind, resolve_source_path
 from featureops.pit import FeatureViewSpec, point_in_time_join
 
 if TYPE_CHECKING:
@@ -107,9 +107,7 @@ def offline_engine(store: FeatureStore) -> Engine:
     Chosen from ``offline_store.type`` (Feast's full class name of the Spark store counts as
     ``spark``); any store without a fast path here uses Feast's own retrieval.
     """
-    kind = str(getattr(store.config.offline_store, "type", "file"))
-    if kind.endswith("SparkOfflineStore"):
-        kind = "spark"
+    kind = offline_store_kind(str(getattr(store.config.offline_store, "type", "file")))
     return ENGINES.get(kind, "feast")
 
 
