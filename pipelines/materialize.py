@@ -20,17 +20,20 @@ from featureops.materialize import materialize_incremental
 
 def main(argv: list[str] | None = None) -> int:
     params, paths = stage_params(__doc__, argv)
-    from feast import FeatureStore
-
     from featureops.store.online import is_sqlite
     from featureops.store.online.sqlite import db_path
     from featureops.store.online.stock import state_path
-    from featureops.store.registry import RegistryLocationError, check_registry_location
+    from featureops.store.registry import (
+        RegistryLocationError,
+        StoreConfigError,
+        check_registry_location,
+        feature_store,
+    )
 
-    store = FeatureStore(repo_path=params["feast"]["repo"])
     try:
+        store = feature_store(params["feast"]["repo"])
         check_registry_location(store)
-    except RegistryLocationError as exc:
+    except (StoreConfigError, RegistryLocationError) as exc:
         print(f"materialize: {exc}", file=sys.stderr)
         return 1
     sqlite = is_sqlite(store.config)

@@ -9,7 +9,7 @@ import pandas as pd
 from featureops.config import stage_params
 from featureops.conventions import EVENT_TIMESTAMP
 from featureops.drift_report import render_report
-from featureops.frames import compile_plan, open_store
+from featureops.frames import FrameError, compile_plan, open_store
 from featureops.io import staged_outputs, write_json, write_text
 from featureops.labels import LabelSpec, label_rows
 from featureops.monitoring import current_window, monitor, summary_metrics, watched_model
@@ -21,10 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     params, paths = stage_params(__doc__, argv)
     cfg = params["monitor"]
     label = LabelSpec.from_params(params)
-    store = open_store(params["feast"]["repo"])
     try:
+        store = open_store(params["feast"]["repo"])
         check_registry_location(store)
-    except RegistryLocationError as exc:
+    except (FrameError, RegistryLocationError) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return 1
     watched = watched_model(paths.registry, paths.candidate)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from featureops.config import stage_params
-from featureops.frames import compile_plan, open_store
+from featureops.frames import FrameError, compile_plan, open_store
 from featureops.io import staged_outputs, write_parquet
 from featureops.labels import LabelSpec, label_rows
 from featureops.lineage import now_utc
@@ -25,10 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     params, paths = stage_params(__doc__, argv)
     cfg = params["train"]
     label = LabelSpec.from_params(params)
-    store = open_store(params["feast"]["repo"])
     try:
+        store = open_store(params["feast"]["repo"])
         check_registry_location(store)
-    except RegistryLocationError as exc:
+    except (FrameError, RegistryLocationError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 1
     plan = compile_plan(store, cfg["feature_service"])

@@ -71,8 +71,6 @@ class RetrievalPlan:
 
 def open_store(repo_path: str | Path) -> FeatureStore:
     """Open the Feast repository (imports Feast: ~5 s the first time)."""
-    from feast import FeatureStore
-
     repo_path = Path(repo_path)
     config_file = repo_path / "feature_store.yaml"
     if not config_file.exists():
@@ -82,7 +80,12 @@ def open_store(repo_path: str | Path) -> FeatureStore:
         raise FrameError(
             f"no Feast registry at {registry.resolve()}: run `dvc repro` (or `make run`) first"
         )
-    return FeatureStore(repo_path=str(repo_path))
+    from featureops.store.registry import StoreConfigError, feature_store
+
+    try:
+        return feature_store(repo_path)
+    except StoreConfigError as exc:
+        raise FrameError(str(exc)) from None
 
 
 def _registry_path(config_file: Path) -> Path | None:

@@ -65,6 +65,33 @@ def project_root(repo: str | Path) -> Path:
     return Path(repo).resolve().parent
 
 
+class StoreConfigError(ValueError):
+    """feature_store.yaml does not validate (one line: the file, the field, the problem)."""
+
+
+def feature_store(repo: str | Path) -> FeatureStore:
+    """Feast's ``FeatureStore`` for ``repo``; a config Feast refuses is one clear line."""
+    from feast import FeatureStore
+    from feast.repo_config import FeastConfigError
+
+    try:
+        return FeatureStore(repo_path=str(repo))
+    except FeastConfigError as exc:
+        problem = _config_problem(exc)
+        raise StoreConfigError(f"{Path(repo) / 'feature_store.yaml'}: {problem}") from None
+
+
+def _config_problem(exc: Exception) -> str:
+    """The first problem of Feast's feature_store.yaml validation, as ``field: message``."""
+    cause = exc.args[0] if exc.args else exc
+    errors = getattr(cause, "errors", None)
+    if callable(errors) and errors():
+        first = errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "(top level)"
+        return f"{where}: {first.get('msg', 'invalid')}"
+    return str(cause).splitlines()[0]
+
+
 def load_config(repo: str | Path) -> RepoConfig:
     """The feature repo's ``feature_store.yaml`` as Feast reads it."""
     from feast.repo_config import load_repo_config
